@@ -1,0 +1,135 @@
+"""A weight cache that cannot betray you.
+
+Introduced in the chapter "Adversarial examples in five minutes".
+
+Entries are keyed by a hash of the configuration that produced them, written
+atomically (temporary file in the same folder, ``fsync``, ``os.replace``) and
+carry a SHA-256 checksum of their payload. Loading verifies the checksum and
+the stored key and deserialises with ``torch.load(weights_only=True)``, so a
+cache file can never execute code. A truncated, corrupt or mismatched entry is
+reported with a :class:`CacheWarning` and treated as missing.
+
+The cache folder is ``$DMM_CACHE`` or ``~/.cache/dmmlib/weights``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = [
+    "CacheWarning",
+    "cache_dir",
+    "config_key",
+    "entry_path",
+    "save_entry",
+    "load_entry",
+]
+
+_MAGIC = b"DMMCACHE1\n"
+_DIGEST_LEN = 64  # hex SHA-256
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was unreadable and will be rebuilt."""
+
+
+def cache_dir() -> Path:
+    """The cache folder: ``$DMM_CACHE`` or ``~/.cache/dmmlib/weights`` (created on demand)."""
+    env = os.environ.get("DMM_CACHE", "").strip()
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return Path(base) / "dmmlib" / "weights"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, torch.Tensor):
+        raise TypeError("config_key: tensors are not allowed in a cache key; pass a "
+                        "fingerprint (see dmmlib.train.tensor_fingerprint)")
+    return repr(value)
+
+
+def config_key(config: dict[str, Any]) -> str:
+    """A stable SHA-256 hex digest of a JSON-able configuration dictionary."""
+    if not isinstance(config, dict):
+        raise TypeError(f"config: expected a dict, got {type(config).__name__}")
+    text = json.dumps(_jsonable(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def entry_path(key: str, name: str = "model", folder: Path | None = None) -> Path:
+    """Where the entry for ``key`` lives: ``<folder>/<name>-<key[:16]>.pt``."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+    return (folder if folder is not None else cache_dir()) / f"{safe}-{key[:16]}.pt"
+
+
+def save_entry(path: Path, key: str, payload: dict[str, Any]) -> None:
+    """Write ``payload`` (tensors, numbers, strings, lists, dicts) atomically to ``path``.
+
+    Concurrent writers of the same entry each write their own temporary file
+    and atomically rename it into place, so the result is always one complete
+    file.
+    """
+    buf = io.BytesIO()
+    torch.save({"key": key, "payload": payload}, buf)
+    body = buf.getvalue()
+    digest = hashlib.sha256(body).hexdigest().encode()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(_MAGIC + digest + b"\n" + body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def load_entry(path: Path, key: str) -> dict[str, Any] | None:
+    """Load and verify an entry; ``None`` if missing or invalid (with a :class:`CacheWarning`)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    problem: str | None = None
+    try:
+        raw = path.read_bytes()
+        head = len(_MAGIC) + _DIGEST_LEN + 1
+        if not raw.startswith(_MAGIC) or len(raw) < head:
+            problem = "not a dmmlib cache file"
+        else:
+            digest = raw[len(_MAGIC) : len(_MAGIC) + _DIGEST_LEN]
+            body = raw[head:]
+            if hashlib.sha256(body).hexdigest().encode() != digest:
+                problem = "checksum mismatch (truncated or corrupt)"
+            else:
+                obj = torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
+                if not isinstance(obj, dict) or obj.get("key") != key:
+                    problem = "stored configuration key does not match"
+                else:
+                    return obj["payload"]
+    except Exception as err:  # unpickling refused, I/O error, ...
+        problem = f"cannot be loaded safely ({type(err).__name__}: {err})"
+    warnings.warn(f"cache entry {path} ignored and will be rebuilt: {problem}",
+                  CacheWarning, stacklevel=2)
+    return None

@@ -1,0 +1,124 @@
+"""Classifiers whose inputs are pixels in [0, 1].
+
+Introduced in the chapter "Adversarial examples in five minutes".
+
+Normalisation lives *inside* the model (:class:`Normalize`), so attacks work
+in pixel space, where the box [0, 1] and epsilon budgets mean what they say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["Normalize", "MLP", "SmallCNN", "count_parameters"]
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel; constants are buffers (they move with ``.to``)."""
+
+    def __init__(self, mean: Sequence[float] | float, std: Sequence[float] | float) -> None:
+        super().__init__()
+        mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
+        std_t = torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
+        if torch.any(std_t <= 0):
+            raise ValueError(f"std: must be positive, got {std}")
+        self.register_buffer("mean", mean_t)
+        self.register_buffer("std", std_t)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 2:  # flat inputs: a single channel
+            return (x - self.mean.flatten()[0]) / self.std.flatten()[0]
+        return (x - self.mean) / self.std
+
+
+class MLP(nn.Module):
+    """Fully connected ReLU network: ``input -> hidden... -> n_classes``.
+
+    Parameters
+    ----------
+    in_features: the input size (images are flattened).
+    hidden: widths of the hidden layers; ``()`` gives a linear (softmax) model.
+    n_classes: number of outputs.
+    mean, std: normalisation applied to pixels before the first layer.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: Sequence[int] = (100, 100),
+        n_classes: int = 10,
+        mean: float = 0.0,
+        std: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if in_features <= 0 or n_classes <= 0 or any(h <= 0 for h in hidden):
+            raise ValueError(
+                f"MLP: sizes must be positive (in_features={in_features}, "
+                f"hidden={tuple(hidden)}, n_classes={n_classes})"
+            )
+        self.in_features = in_features
+        self.normalize = Normalize(mean, std)
+        layers: list[nn.Module] = []
+        width = in_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        layers.append(nn.Linear(width, n_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        if x.shape[1] != self.in_features:
+            raise ValueError(
+                f"x: expected {self.in_features} features per sample, got {x.shape[1]}"
+            )
+        return self.net(self.normalize(x))
+
+
+class SmallCNN(nn.Module):
+    """Two conv blocks and a small classifier head; about 100k parameters at 28x28.
+
+    Parameters
+    ----------
+    in_channels: 1 for grey images, 3 for colour.
+    n_classes: number of outputs.
+    image_size: side of the (square) input image.
+    mean, std: per-channel normalisation applied inside the model.
+    width: channels of the first conv block (the second has twice as many).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        n_classes: int = 10,
+        image_size: int = 28,
+        mean: Sequence[float] | float = 0.5,
+        std: Sequence[float] | float = 0.5,
+        width: int = 32,
+    ) -> None:
+        super().__init__()
+        if image_size % 4:
+            raise ValueError(f"image_size: must be divisible by 4, got {image_size}")
+        self.normalize = Normalize(mean, std)
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        side = image_size // 4
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(2 * width * side * side, 128), nn.ReLU(),
+            nn.Linear(128, n_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4:
+            raise ValueError(f"x: expected shape (N, C, H, W), got {tuple(x.shape)}")
+        return self.head(self.features(self.normalize(x)))
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

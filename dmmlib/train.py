@@ -1,0 +1,227 @@
+"""Training and evaluation: a visible loop, a progress bar, and a weight cache.
+
+Introduced in the chapter "Adversarial examples in five minutes".
+
+:func:`fit` is a plain mini-batch loop (Adam or SGD, optional weight decay,
+an optional ``perturb`` hook for adversarial training). :func:`train_cached`
+wraps it with :mod:`dmmlib.cache`, so a chapter never retrains what an earlier
+run already trained with the same model, data and settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import __version__
+from .cache import config_key, entry_path, load_entry, save_entry
+from .data import ImageDataset
+from .device import module_device
+
+__all__ = [
+    "fit",
+    "predict",
+    "accuracy",
+    "train_cached",
+    "tensor_fingerprint",
+    "progress_enabled",
+]
+
+Perturb = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+Data = ImageDataset | tuple[torch.Tensor, torch.Tensor]
+
+
+def progress_enabled(progress: bool | None) -> bool:
+    """Resolve a ``progress`` argument: ``None`` reads ``$DMM_PROGRESS`` (default on)."""
+    if progress is not None:
+        return bool(progress)
+    return os.environ.get("DMM_PROGRESS", "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def _unpack(data: Data, name: str = "data") -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(data, ImageDataset):
+        return data.x, data.y
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = data
+        if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+            raise TypeError(f"{name}: expected tensors (x, y)")
+        if not x.is_floating_point():
+            raise TypeError(f"{name}: x must be a floating tensor, got {x.dtype}")
+        if y.ndim != 1 or y.shape[0] != x.shape[0]:
+            raise ValueError(f"{name}: y has shape {tuple(y.shape)} but x has "
+                             f"{x.shape[0]} samples; expected ({x.shape[0]},)")
+        if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+            raise TypeError(f"{name}: y must hold integer class labels, got {y.dtype}")
+        return x, y.long()
+    raise TypeError(f"{name}: expected an ImageDataset or a tuple (x, y), "
+                    f"got {type(data).__name__}")
+
+
+def fit(
+    model: nn.Module,
+    data: Data,
+    *,
+    epochs: int = 1,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    optimizer: str = "adam",
+    momentum: float = 0.9,
+    seed: int = 0,
+    perturb: Perturb | None = None,
+    progress: bool | None = None,
+) -> dict[str, list[float]]:
+    """Train ``model`` in place with cross-entropy; return per-epoch loss and accuracy.
+
+    Parameters
+    ----------
+    model: a classifier returning logits; it stays on its device, batches are
+        moved there.
+    data: an :class:`~dmmlib.data.ImageDataset` or a tuple ``(x, y)``.
+    epochs, batch_size, lr, weight_decay: the usual.
+    optimizer: ``"adam"`` or ``"sgd"`` (with ``momentum``).
+    seed: seeds the shuffling order (independent of the global RNG).
+    perturb: ``perturb(model, xb, yb) -> xb'`` replaces each batch before the
+        step (adversarial training). It is called with the model in eval mode.
+    progress: show a tqdm bar (``None``: on unless ``DMM_PROGRESS=0``).
+
+    The model is left in the mode (train/eval) it was given in.
+    """
+    x, y = _unpack(data)
+    if epochs < 0 or batch_size <= 0:
+        raise ValueError(f"epochs must be >= 0 and batch_size > 0, got {epochs}, {batch_size}")
+    if not (lr > 0) or not (weight_decay >= 0):
+        raise ValueError(f"lr must be > 0 and weight_decay >= 0, got {lr}, {weight_decay}")
+    device = module_device(model)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    elif optimizer == "sgd":
+        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    else:
+        raise ValueError(f"optimizer: unknown optimizer {optimizer!r}; use 'adam' or 'sgd'")
+    gen = torch.Generator().manual_seed(seed)
+    n = x.shape[0]
+    history: dict[str, list[float]] = {"loss": [], "train_acc": []}
+    was_training = model.training
+    loss_fn = nn.CrossEntropyLoss(reduction="sum")
+    bar = tqdm(total=epochs * ((n + batch_size - 1) // batch_size), desc="fit",
+               disable=not progress_enabled(progress), leave=False)
+    try:
+        for _ in range(epochs):
+            order = torch.randperm(n, generator=gen)
+            total_loss = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.int64)
+            for start in range(0, n, batch_size):
+                idx = order[start : start + batch_size]
+                xb = x[idx].to(device, non_blocking=True)
+                yb = y[idx].to(device, non_blocking=True)
+                if perturb is not None:
+                    model.eval()
+                    xb = perturb(model, xb, yb).detach()
+                model.train()
+                logits = model(xb)
+                loss = loss_fn(logits, yb)
+                opt.zero_grad(set_to_none=True)
+                (loss / xb.shape[0]).backward()
+                opt.step()
+                total_loss += loss.detach()
+                correct += (logits.detach().argmax(1) == yb).sum()
+                bar.update(1)
+            history["loss"].append(float(total_loss) / n)
+            history["train_acc"].append(float(correct) / n)
+            bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", acc=f"{history['train_acc'][-1]:.3f}")
+    finally:
+        bar.close()
+        model.train(was_training)
+    return history
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Predicted classes for ``x`` (on ``x``'s device), in eval mode, caller's mode restored."""
+    device = module_device(model)
+    was_training = model.training
+    model.eval()
+    try:
+        out = [model(x[i : i + batch_size].to(device)).argmax(1) for i in range(0, x.shape[0], batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(out).to(x.device) if out else torch.empty(0, dtype=torch.int64, device=x.device)
+
+
+def accuracy(model: nn.Module, data: Data, batch_size: int = 1024) -> float:
+    """Fraction of ``data`` that ``model`` classifies correctly."""
+    x, y = _unpack(data)
+    if x.shape[0] == 0:
+        raise ValueError("data: empty dataset")
+    return float((predict(model, x, batch_size) == y.to(x.device)).float().mean())
+
+
+def tensor_fingerprint(t: torch.Tensor) -> str:
+    """SHA-256 of a tensor's shape, dtype and bytes (for cache keys)."""
+    h = hashlib.sha256(f"{tuple(t.shape)}|{t.dtype}".encode())
+    h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def train_cached(
+    model: nn.Module,
+    data: Data,
+    *,
+    name: str = "model",
+    cache: bool = True,
+    extra_key: dict[str, Any] | None = None,
+    **fit_kwargs: Any,
+) -> dict[str, Any]:
+    """:func:`fit` ``model``, or load the weights an identical earlier run cached.
+
+    The key hashes the model's architecture and *initial* weights, the training
+    data, every keyword passed on to :func:`fit`, ``extra_key`` and the dmmlib
+    version. A ``perturb`` hook cannot be hashed: describe it in ``extra_key``.
+
+    Returns
+    -------
+    dict with ``history`` (from :func:`fit`), ``seconds`` (training time of the
+    run that produced the weights), ``cached`` (whether they were loaded) and
+    ``path`` (the cache file, or ``None``).
+    """
+    x, y = _unpack(data)
+    if "perturb" in fit_kwargs and fit_kwargs["perturb"] is not None and not extra_key:
+        raise ValueError("train_cached: a perturb hook must be described in extra_key")
+    key_fit = {k: v for k, v in fit_kwargs.items() if k not in {"progress", "perturb"}}
+    initial = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        initial.update(k.encode())
+        initial.update(tensor_fingerprint(v).encode())
+    key = config_key({
+        "name": name,
+        "architecture": repr(model),
+        "initial_weights": initial.hexdigest(),
+        "x": tensor_fingerprint(x),
+        "y": tensor_fingerprint(y),
+        "fit": key_fit,
+        "extra": extra_key or {},
+        "dmmlib": __version__,
+    })
+    path = entry_path(key, name) if cache else None
+    if path is not None:
+        payload = load_entry(path, key)
+        if payload is not None:
+            model.load_state_dict(payload["state_dict"])
+            return {"history": payload["history"], "seconds": payload["seconds"],
+                    "cached": True, "path": path}
+    start = time.perf_counter()
+    history = fit(model, (x, y), **fit_kwargs)
+    seconds = time.perf_counter() - start
+    if path is not None:
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        save_entry(path, key, {"state_dict": state, "history": history, "seconds": seconds})
+    return {"history": history, "seconds": seconds, "cached": False, "path": path}
