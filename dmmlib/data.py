@@ -323,3 +323,10 @@ def load_dataset(name: str, train: bool = True, n: int | None = None) -> ImageDa
         raise ValueError(f"name: unknown dataset {name!r}; choose one of "
                          f"{sorted([*_LOADERS, 'digits'])}")
     return _LOADERS[name](train=train, n=n)
+
+
+# Synthetic manifolds with exact tangent spaces (chapter "Clinging and dimpling").
+from .synthetic import *  # noqa: E402,F401,F403
+from .synthetic import __all__ as _synthetic_all  # noqa: E402
+
+__all__ += _synthetic_all
