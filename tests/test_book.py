@@ -1,0 +1,135 @@
+"""The book's sources: configuration, chapters and their Colab twins, references."""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from set_repo_url import current_url, files_quoting_url  # noqa: E402
+
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+CHAPTERS = sorted(p for p in (ROOT / "book").glob("*.md")
+                  if re.search(r"^kernelspec:", p.read_text(), re.M))
+
+
+def _toc_files(node) -> list[str]:
+    out = []
+    if isinstance(node, dict):
+        if "file" in node:
+            out.append(node["file"])
+        for v in node.values():
+            out += _toc_files(v)
+    elif isinstance(node, list):
+        for v in node:
+            out += _toc_files(v)
+    return out
+
+
+TOC_FILES = [TOC["root"], *_toc_files(TOC.get("parts", []))]
+
+
+def test_required_top_level_layout():
+    for name in ["book", "dmmlib", "tests", "_config.yml", "_toc.yml", "environment.yml",
+                 "README.md", "pyproject.toml", "Makefile", "requirements.txt", ".ci/run",
+                 ".gitignore"]:
+        assert (ROOT / name).exists(), name
+
+
+def test_every_toc_entry_exists_and_every_chapter_is_in_the_toc():
+    for f in TOC_FILES:
+        assert (ROOT / f"{f}.md").is_file(), f
+    for chapter in CHAPTERS:
+        assert str(chapter.relative_to(ROOT).with_suffix("")) in TOC_FILES, chapter.name
+
+
+def test_execution_is_strict():
+    ex = CONFIG["execute"]
+    assert ex["raise_on_error"] is True
+    assert ex["timeout"] > 0
+    for pattern in (".*", "**/.*", "_build", ".venv", "book/**.ipynb"):
+        assert pattern in CONFIG["exclude_patterns"]
+    exts = set(CONFIG["parse"]["myst_enable_extensions"])
+    assert {"dollarmath", "amsmath", "colon_fence"} <= exts
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_colab_twin_is_in_sync_and_output_free(chapter):
+    twin = chapter.with_suffix(".ipynb")
+    assert twin.is_file(), f"{twin.name} missing: run `make sync`"
+    md = jupytext.read(chapter)
+    nb = nbformat.read(twin, as_version=4)
+    src = [(c.cell_type, c.source.strip()) for c in md.cells]
+    dst = [(c.cell_type, c.source.strip()) for c in nb.cells]
+    assert src == dst, f"{twin.name} drifted from {chapter.name}: run `make sync`"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, \
+                f"{twin.name} has outputs: regenerate it with `make sync`"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_first_code_cell_installs_dmmlib_only_when_missing(chapter):
+    nb = jupytext.read(chapter)
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    assert 'find_spec("dmmlib") is None' in first.source
+    assert f'"git+{current_url()}"' in first.source
+    assert "DMMLIB_SOURCE" in first.source
+
+
+def test_repository_url_is_the_same_everywhere():
+    url = current_url()
+    for path in files_quoting_url():
+        if not path.is_file():
+            continue
+        for found in re.findall(r"https://github\.com/[\w.-]+/[\w.-]+", path.read_text()):
+            if "dimpled-manifold" in found or "dmm" in found.lower():
+                assert found.rstrip("/") == url, f"{path.name} quotes {found}, config has {url}"
+
+
+def test_bibliography_has_the_cited_papers_and_every_citation_resolves():
+    bib = (ROOT / "book" / "references.bib").read_text()
+    keys = set(re.findall(r"@\w+\{([^,]+),", bib))
+    required = {"szegedy2014intriguing", "goodfellow2015explaining", "shamir2021dimpled",
+                "bartlett2021adversarial", "bubeck2021single", "daniely2020most",
+                "ilyas2019adversarial", "melamed2023adversarial", "madry2018towards",
+                "moosavi2016deepfool", "carlini2017towards"}
+    assert required <= keys
+    for page in (ROOT / "book").glob("*.md"):
+        for group in re.findall(r"\{cite[pt]?\}`([^`]+)`", page.read_text()):
+            for key in group.split(","):
+                assert key.strip() in keys, f"{page.name} cites unknown {key}"
+
+
+def test_pins_and_ranges():
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"requirements.txt must pin exactly: {line}"
+            pins[name.lower()] = version
+    assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
+    assert pins["jupyter-book"].startswith("1.")
+    for needed in ("jupytext", "nbval", "ipywidgets", "matplotlib", "numpy", "tqdm"):
+        assert needed in pins
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for dep in project["dependencies"]:
+        assert "==" not in dep, f"dmmlib's own requirement must be a range: {dep}"
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d for d in env["dependencies"] if isinstance(d, dict))["pip"]
+    assert "-r requirements.txt" in pip_section and "-e ." in pip_section
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "make test" in (ROOT / "README.md").read_text()
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
