@@ -27,10 +27,14 @@ _SUBMODULES = (
     "cache",
     "data",
     "device",
+    "ensemble",
+    "geometry",
+    "manifold",
     "models",
     "nb",
     "plot",
     "profiles",
+    "synthetic",
     "train",
 )
 

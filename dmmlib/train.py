@@ -77,6 +77,7 @@ def fit(
     seed: int = 0,
     perturb: Perturb | None = None,
     progress: bool | None = None,
+    callback: Callable[[int, nn.Module], None] | None = None,
 ) -> dict[str, list[float]]:
     """Train ``model`` in place with cross-entropy; return per-epoch loss and accuracy.
 
@@ -91,6 +92,9 @@ def fit(
     perturb: ``perturb(model, xb, yb) -> xb'`` replaces each batch before the
         step (adversarial training). It is called with the model in eval mode.
     progress: show a tqdm bar (``None``: on unless ``DMM_PROGRESS=0``).
+    callback: ``callback(step, model)`` is called after every optimizer step with
+        the global 0-based index of that step (e.g. a
+        :class:`dmmlib.geometry.GeometryRecorder`).
 
     The model is left in the mode (train/eval) it was given in.
     """
@@ -114,6 +118,7 @@ def fit(
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     bar = tqdm(total=epochs * ((n + batch_size - 1) // batch_size), desc="fit",
                disable=not progress_enabled(progress), leave=False)
+    step = 0
     try:
         for _ in range(epochs):
             order = torch.randperm(n, generator=gen)
@@ -132,6 +137,9 @@ def fit(
                 opt.zero_grad(set_to_none=True)
                 (loss / xb.shape[0]).backward()
                 opt.step()
+                if callback is not None:
+                    callback(step, model)
+                step += 1
                 total_loss += loss.detach()
                 correct += (logits.detach().argmax(1) == yb).sum()
                 bar.update(1)
