@@ -32,6 +32,8 @@ __all__ = [
     "entry_path",
     "save_entry",
     "load_entry",
+    "module_fingerprint",
+    "cached_result",
 ]
 
 _MAGIC = b"DMMCACHE1\n"
@@ -133,3 +135,56 @@ def load_entry(path: Path, key: str) -> dict[str, Any] | None:
     warnings.warn(f"cache entry {path} ignored and will be rebuilt: {problem}",
                   CacheWarning, stacklevel=2)
     return None
+
+
+_ALLOWED_LEAVES = (torch.Tensor, str, int, float, bool, type(None))
+
+
+def _check_storable(value: Any, where: str = "result") -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"{where}: dict keys must be str or int, got {type(k).__name__}")
+            _check_storable(v, f"{where}[{k!r}]")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_storable(v, f"{where}[{i}]")
+    elif not isinstance(value, _ALLOWED_LEAVES):
+        raise TypeError(f"{where}: cannot be cached safely ({type(value).__name__}); "
+                        "use tensors, numbers, strings, lists and dicts")
+
+
+def module_fingerprint(module: torch.nn.Module) -> str:
+    """SHA-256 of a module's parameters and buffers (names, shapes, dtypes, bytes)."""
+    h = hashlib.sha256()
+    for name, t in module.state_dict().items():
+        h.update(f"{name}|{tuple(t.shape)}|{t.dtype}".encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def cached_result(name: str, config: dict[str, Any], compute: Any, *, cache: bool = True) -> Any:
+    """Return ``compute()``, or the result an identical earlier call stored.
+
+    For expensive experiment results (attack norms over a test set, geometry
+    measured over training) that a chapter would otherwise recompute every
+    time the book is built. ``config`` must describe *everything* the result
+    depends on (use :func:`module_fingerprint` for models and
+    ``dmmlib.train.tensor_fingerprint`` for data). The result may hold
+    tensors, numbers, strings, lists and dicts (tuples come back as lists);
+    it is stored like trained weights: atomically, checksummed, loaded with
+    ``weights_only=True``.
+    """
+    if not callable(compute):
+        raise TypeError(f"compute: expected a callable, got {type(compute).__name__}")
+    key = config_key({"cached_result": name, **config})
+    path = entry_path(key, f"result-{name}")
+    if cache:
+        payload = load_entry(path, key)
+        if payload is not None:
+            return payload["result"]
+    result = compute()
+    _check_storable(result)
+    if cache:
+        save_entry(path, key, {"result": result})
+    return result

@@ -87,3 +87,28 @@ def test_concurrent_writers_leave_one_valid_file(tmp_path):
     assert out is not None and float(out["w"][0]) in (1.0, 2.0)
     assert torch.all(out["w"] == out["w"][0])
     assert [p.name for p in tmp_path.iterdir()] == ["same.pt"]
+
+
+def test_cached_result_computes_once_and_checks_types():
+    from dmmlib.cache import cached_result, module_fingerprint
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"norms": torch.arange(4.0), "median": 1.5, "labels": ["a", "b"]}
+
+    first = cached_result("exp", {"n": 4}, compute)
+    second = cached_result("exp", {"n": 4}, compute)
+    assert len(calls) == 1 and torch.equal(first["norms"], second["norms"])
+    cached_result("exp", {"n": 5}, compute)
+    assert len(calls) == 2
+    cached_result("exp", {"n": 4}, compute, cache=False)
+    assert len(calls) == 3
+    with pytest.raises(TypeError, match="cannot be cached safely"):
+        cached_result("bad", {}, lambda: {"f": object()})
+    lin = torch.nn.Linear(3, 2)
+    fp = module_fingerprint(lin)
+    with torch.no_grad():
+        lin.weight[0, 0] += 1
+    assert module_fingerprint(lin) != fp
