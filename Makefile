@@ -11,7 +11,9 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist
 CHAPTERS  := $(sort $(shell grep -l '^kernelspec:' book/*.md 2>/dev/null))
 NOTEBOOKS := $(CHAPTERS:.md=.ipynb)
 
-.PHONY: help venv data book test test-unit test-notebooks test-build sync bench clean
+ARTIFACTS := test-artifacts
+
+.PHONY: help venv data js book test test-unit test-notebooks test-build browser-deps test-browser test-env sync bench clean
 
 help:
 	@echo "make book   - create $(VENV), install everything, build the book into _build/html"
@@ -44,27 +46,62 @@ data:
 	fi
 
 # ---- the book -----------------------------------------------------------------
-book: $(STAMP) data
-	DMM_PROGRESS=0 $(BIN)/jupyter-book build . --builder html
+js:
+	bash tools/vendor_js.sh
+
+book: $(STAMP) data js
+	DMM_PROGRESS=0 DMM_STATIC_FIGURES=1 $(BIN)/jupyter-book build . --builder html
 	@echo "Open _build/html/index.html in a browser."
 
 # ---- tests --------------------------------------------------------------------
+COLAB_VENV := _build/colab-venv
+
 test: export DMM_PROFILE ?= ci
 test: $(STAMP) data
-	$(MAKE) test-unit test-notebooks test-build
+	$(MAKE) test-unit test-notebooks test-build test-browser test-env
 
 test-unit: $(STAMP)
 	$(BIN)/pytest tests -q
 
+# Every chapter executed with nbval, as a Colab reader would run it: in a fresh
+# virtual environment that has torch (and the rest) but not dmmlib, so the
+# first cell of the first chapter installs dmmlib from this checkout.
 test-notebooks: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
-	  --nbval-cell-timeout=900 $(NOTEBOOKS)
+	rm -rf $(COLAB_VENV) && $(PYTHON) -m venv $(COLAB_VENV)
+	$(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > \
+	  "$$($(COLAB_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/_dmm_base_env.pth"
+	cd book && ../$(COLAB_VENV)/bin/python -c "import importlib.util as u, torch; \
+	  assert u.find_spec('dmmlib') is None, 'dmmlib must not be importable before the install cell'"
+	DMMLIB_SOURCE=$(CURDIR) $(COLAB_VENV)/bin/python -m pytest -q -p no:cacheprovider \
+	  --nbval-lax --nbval-current-env --nbval-cell-timeout=900 $(NOTEBOOKS)
+	$(COLAB_VENV)/bin/python -m pip show -f dmmlib | grep -q "Location: $(CURDIR)/$(COLAB_VENV)" || \
+	  { echo "dmmlib was not installed into the fresh environment by the install cell"; exit 1; }
+	rm -rf build dmmlib.egg-info
 
 # Strict: warnings are errors and a failing cell fails the build (raise_on_error).
 # The execution cache is cleared so every chapter really runs.
-test-build: $(STAMP)
+test-build: $(STAMP) js
 	rm -rf _build/html _build/.jupyter_cache _build/.doctrees _build/jupyter_execute
-	DMM_PROGRESS=0 $(BIN)/jupyter-book build . --builder html -W --keep-going
+	DMM_PROGRESS=0 DMM_STATIC_FIGURES=1 $(BIN)/jupyter-book build . --builder html -W --keep-going
+
+# Every built page opened in headless Chromium; screenshots in test-artifacts/.
+browser-deps:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian packages chromium chromium-driver"; \
+	  apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; }; \
+	else echo "install chromium and chromium-driver to run the browser test"; exit 1; fi
+
+test-browser: $(STAMP) browser-deps
+	rm -rf $(ARTIFACTS)/screenshots
+	DMM_BROWSER_TEST=1 $(BIN)/pytest tests/browser -q -p no:cacheprovider
+
+# environment.yml (conda/Binder) must resolve: its pip section, dry run.
+test-env: $(STAMP)
+	cd $(CURDIR) && $(BIN)/python -m pip install --dry-run --quiet --ignore-installed \
+	  -r requirements.txt -e . > /dev/null
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_book.py -k environment
 
 sync: $(STAMP)
 	$(BIN)/jupytext --to ipynb $(CHAPTERS)

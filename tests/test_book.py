@@ -110,7 +110,7 @@ def test_bibliography_has_the_cited_papers_and_every_citation_resolves():
                 assert key.strip() in keys, f"{page.name} cites unknown {key}"
 
 
-def test_pins_and_ranges():
+def test_environment_matches_requirements_and_dmmlib_uses_ranges():
     pins = {}
     for line in (ROOT / "requirements.txt").read_text().splitlines():
         line = line.split("#")[0].strip()
