@@ -5,13 +5,19 @@ Introduced in the chapter "Adversarial examples in five minutes".
 :func:`glue` stores a value under a name so the book's prose can quote it
 (``{glue:text}`name```) with myst-nb; where myst-nb is not installed (Colab)
 it shows the value instead, so the reader still sees every number.
+:func:`explore` gives the reader a slider in Jupyter/Colab and degrades to
+small multiples in the static HTML; :func:`profile_note` is the shared note on
+what the GPU profile changes.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
+from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["glue", "in_colab"]
+__all__ = ["glue", "in_colab", "static_figures", "explore", "profile_note"]
 
 
 def in_colab() -> bool:
@@ -40,3 +46,96 @@ def glue(name: str, value: Any, display: bool = False) -> None:
             _display(f"{name} = {value}")
         return
     _glue(name, value, display=display)
+
+
+def static_figures() -> bool:
+    """True when interactive controls should be drawn as static figures.
+
+    The book's HTML build sets ``DMM_STATIC_FIGURES=1`` (a slider without a
+    kernel behind it would do nothing); Jupyter and Colab get the controls.
+    """
+    flag = os.environ.get("DMM_STATIC_FIGURES", "").strip().lower()
+    if flag in {"1", "true", "yes", "on"}:
+        return True
+    return importlib.util.find_spec("ipywidgets") is None
+
+
+def explore(
+    draw: Callable[[Any, Any], None],
+    values: Sequence[Any],
+    *,
+    label: str,
+    static_values: Sequence[Any] | None = None,
+    ncols: int = 4,
+    panel_size: tuple[float, float] = (3.0, 2.6),
+    format_value: Callable[[Any], str] = str,
+) -> None:
+    """Let the reader move ``label`` through ``values`` and watch ``draw(value, ax)``.
+
+    In Jupyter or Colab this is an ipywidgets slider; in the built book (see
+    :func:`static_figures`) it degrades to small multiples of
+    ``static_values`` (default: up to ``ncols`` values spread over ``values``),
+    so the HTML shows the same story without a kernel.
+
+    Parameters
+    ----------
+    draw: draws one panel for a value into a matplotlib ``Axes``.
+    values: the values the slider offers, in order.
+    label: the slider's name (also the panels' title prefix).
+    """
+    import matplotlib.pyplot as plt
+
+    values = list(values)
+    if not values:
+        raise ValueError("values: need at least one value to explore")
+    if not callable(draw):
+        raise TypeError(f"draw: expected a callable, got {type(draw).__name__}")
+    if static_figures():
+        if static_values is None:
+            k = min(ncols, len(values))
+            idx = sorted({round(i * (len(values) - 1) / max(k - 1, 1)) for i in range(k)})
+            static_values = [values[i] for i in idx]
+        n = len(static_values)
+        cols = min(ncols, n)
+        rows = (n + cols - 1) // cols
+        fig, axes = plt.subplots(rows, cols, figsize=(panel_size[0] * cols, panel_size[1] * rows),
+                                 squeeze=False)
+        for ax, v in zip(axes.flat, static_values):
+            draw(v, ax)
+            ax.set_title(f"{label} = {format_value(v)}")
+        for ax in list(axes.flat)[n:]:
+            ax.axis("off")
+        fig.tight_layout()
+        plt.show()
+        return
+    import ipywidgets as widgets
+
+    slider = widgets.SelectionSlider(options=[(format_value(v), v) for v in values],
+                                     value=values[0], description=label,
+                                     continuous_update=False,
+                                     layout=widgets.Layout(width="60%"),
+                                     style={"description_width": "initial"})
+
+    def show(value: Any) -> None:
+        fig, ax = plt.subplots(figsize=(panel_size[0] * 1.6, panel_size[1] * 1.6))
+        draw(value, ax)
+        ax.set_title(f"{label} = {format_value(value)}")
+        plt.show()
+
+    widgets.interact(show, value=slider)
+
+
+def profile_note(profile: Any, device: Any, gpu_does: str) -> None:
+    """The book's shared note on heavy chapters: what the GPU profile changes.
+
+    Shown as Markdown, so it renders in the book, in Jupyter and on Colab.
+    """
+    from IPython.display import Markdown, display
+
+    display(Markdown(
+        f"> **Runs on a CPU; scales up on a GPU.** This run used the `{profile.name}` "
+        f"profile on `{device}`. The chapter runs without a GPU (profiles `ci` and "
+        f"`cpu`); with CUDA present the `gpu` profile {gpu_does}. On Colab choose "
+        "*Runtime -> Change runtime type -> GPU* and run all cells again; set "
+        "`DMM_PROFILE` to choose a profile by hand."
+    ))

@@ -200,6 +200,7 @@ def test_page_renders_cleanly(page, server, browser):
     SHOTS.mkdir(parents=True, exist_ok=True)
     full = browser.execute_script("return document.documentElement.scrollHeight")
     browser.set_window_size(1280, min(int(full), 16000))
+    browser.execute_script("window.scrollTo(0, 0);")
     time.sleep(0.3)
     browser.save_screenshot(str(SHOTS / f"{_page_id(page)}.png"))
     browser.set_window_size(1280, 900)

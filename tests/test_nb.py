@@ -1,0 +1,56 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from dmmlib import nb  # noqa: E402
+from dmmlib.profiles import get_profile  # noqa: E402
+
+
+def test_explore_draws_small_multiples_when_static(monkeypatch):
+    monkeypatch.setenv("DMM_STATIC_FIGURES", "1")
+    monkeypatch.setattr(plt, "show", lambda: None)
+    seen = []
+    nb.explore(lambda v, ax: seen.append(v), list(range(10)), label="step", ncols=4)
+    assert seen == [0, 3, 6, 9]
+    fig = plt.gcf()
+    assert [ax.get_title() for ax in fig.axes if ax.axison] == [
+        "step = 0", "step = 3", "step = 6", "step = 9"]
+    plt.close("all")
+
+
+def test_explore_builds_a_slider_in_jupyter(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    import ipywidgets
+
+    monkeypatch.setenv("DMM_STATIC_FIGURES", "0")
+    monkeypatch.setattr(plt, "show", lambda: None)
+    captured = {}
+
+    def fake_interact(fn, value):
+        captured["slider"] = value
+        fn(value.value)
+
+    monkeypatch.setattr(ipywidgets, "interact", fake_interact)
+    seen = []
+    nb.explore(lambda v, ax: seen.append(v), [0.1, 0.2], label="eps")
+    assert isinstance(captured["slider"], ipywidgets.SelectionSlider)
+    assert seen == [0.1]
+    plt.close("all")
+
+
+def test_explore_rejects_empty_values():
+    with pytest.raises(ValueError, match="values"):
+        nb.explore(lambda v, ax: None, [], label="x")
+
+
+def test_profile_note_names_profile_and_gpu_effect(capsys, monkeypatch):
+    shown = []
+    import IPython.display
+
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj.data))
+    nb.profile_note(get_profile("ci"), "cpu", "trains on all 60,000 images")
+    assert "`ci`" in shown[0] and "trains on all 60,000 images" in shown[0]
+    assert "Change runtime type" in shown[0]
