@@ -214,9 +214,14 @@ def train_ensemble(
     params = {k: v.detach().clone() for k, v in ens.params.items()}
     buffers = ens.buffers
     names = list(params)
-    lr_b = {k: _bcast(lrs, params[k]) for k in names}
-    wd_b = {k: _bcast(wds, params[k]) for k in names}
-    use_wd = bool((wds > 0).any())
+    # one value for all models: plain floats (the exact torch.optim arithmetic, and no
+    # broadcast temporaries); different values: (M, 1, ...) tensors per parameter.
+    lr_v: dict[str, float | torch.Tensor] = {
+        k: float(lrs[0]) if bool((lrs == lrs[0]).all()) else _bcast(lrs, params[k])
+        for k in names}
+    wd_v: dict[str, float | torch.Tensor] = {
+        k: float(wds[0]) if bool((wds == wds[0]).all()) else _bcast(wds, params[k])
+        for k in names}
     ens._base.train()
 
     def loss_fn(p: Params, b: Params, xb: torch.Tensor, yb: torch.Tensor
@@ -252,8 +257,8 @@ def train_ensemble(
                     xb, yb = x[idx], y[idx]
                 grads, (loss, corr) = step_fn(params, buffers, xb, yb)
                 with torch.no_grad():
-                    _update(params, grads, state, optimizer, lr_b, wd_b, use_wd, momentum,
-                            b1, b2, eps, step + 1)
+                    _update(params, grads, state, optimizer, lr_v, wd_v, momentum, b1, b2,
+                            eps, step + 1)
                 total += loss.double() * xb.shape[0]
                 correct += corr
                 ens.params = params
@@ -271,28 +276,35 @@ def train_ensemble(
 
 
 def _update(params: Params, grads: Params, state: dict[str, Any], optimizer: str,
-            lr: Params, wd: Params, use_wd: bool, momentum: float, b1: float, b2: float,
-            eps: float, t: int) -> None:
-    """One in-place optimizer step on stacked parameters (torch.optim semantics)."""
+            lr: dict[str, float | torch.Tensor], wd: dict[str, float | torch.Tensor],
+            momentum: float, b1: float, b2: float, eps: float, t: int) -> None:
+    """One in-place optimizer step on stacked parameters (torch.optim's arithmetic)."""
     for k, p in params.items():
-        g = grads[k]
-        if use_wd:
-            g = g + wd[k] * p
+        g = grads[k]                                   # fresh tensor from vmap: ours to modify
+        lr_k, wd_k = lr[k], wd[k]
+        if isinstance(wd_k, torch.Tensor):
+            g = g.addcmul_(wd_k, p)
+        elif wd_k != 0:
+            g = g.add_(p, alpha=wd_k)
         if optimizer == "sgd":
             if momentum > 0:
                 buf = state["buf"].get(k)
                 if buf is None:
-                    buf = g.clone()
-                    state["buf"][k] = buf
+                    buf = state["buf"][k] = g.clone()
                 else:
                     buf.mul_(momentum).add_(g)
                 g = buf
-            p.sub_(lr[k] * g)
+            if isinstance(lr_k, torch.Tensor):
+                p.sub_(g * lr_k)
+            else:
+                p.add_(g, alpha=-lr_k)
         else:
             m, v = state["m"][k], state["v"][k]
             m.lerp_(g, 1 - b1)
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
             bc1 = 1 - b1 ** t
-            bc2 = 1 - b2 ** t
-            denom = (v.sqrt() / (bc2 ** 0.5)).add_(eps)
-            p.sub_((lr[k] / bc1) * m / denom)
+            denom = v.sqrt().div_((1 - b2 ** t) ** 0.5).add_(eps)
+            if isinstance(lr_k, torch.Tensor):
+                p.sub_(m * (lr_k / bc1) / denom)
+            else:
+                p.addcdiv_(m, denom, value=-lr_k / bc1)

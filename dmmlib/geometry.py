@@ -241,6 +241,7 @@ def nearest_boundary_point(
     overshoot: float = 0.02,
     tol: float = 1e-5,
     batch_size: int = 8192,
+    progress: bool | None = None,
 ) -> BoundarySearch:
     """The nearest point on the decision boundary (L2), from a minimal-perturbation attack.
 
@@ -260,6 +261,7 @@ def nearest_boundary_point(
     overshoot: DeepFool's overshoot (ignored by ``minimal_l2``).
     tol: accuracy of the bisection refinement.
     batch_size: model evaluations per forward pass during the refinement.
+    progress: the attack's tqdm bar (``None``: on unless ``DMM_PROGRESS=0``).
 
     Returns
     -------
@@ -276,12 +278,13 @@ def nearest_boundary_point(
     if method == "minimal_l2":
         from .attacks import minimal_l2
 
-        x_adv, success = minimal_l2(model, xt, yt, steps=steps, return_success=True)
+        x_adv, success = minimal_l2(model, xt, yt, steps=steps, return_success=True,
+                                    progress=progress)
     else:
         from .attacks import deepfool
 
         x_adv, success = deepfool(model, xt, yt, steps=steps, overshoot=overshoot,
-                                  return_success=True)
+                                  return_success=True, progress=progress)
     with _eval_mode(model):
         xw, aw = _work(model, xt), _work(model, x_adv)
         yw = yt.to(xw.device)
