@@ -30,7 +30,7 @@ import itertools
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -492,7 +492,11 @@ class GeometryRecorder:
 
     Call it as ``recorder(step, model)`` (the signature of the ``callback``
     argument of :func:`dmmlib.train.fit`); it records when ``step % every == 0``.
-    :meth:`record` records unconditionally (e.g. before training).
+    :meth:`record` records unconditionally (e.g. before training). It also
+    accepts an :class:`~dmmlib.ensemble.Ensemble` (the ``callback`` of
+    :func:`dmmlib.ensemble.train_ensemble`): every model is measured, the
+    history holds the averages over models and points, and ``per_point``
+    tensors get a leading model dimension (M, N).
 
     At every record, at the training points ``x`` with tangent bases ``U``:
 
@@ -540,12 +544,20 @@ class GeometryRecorder:
         self.history: dict[str, list[float]] = {k: [] for k in keys}
         self.per_point: list[dict[str, torch.Tensor]] = []
 
-    def __call__(self, step: int, model: nn.Module) -> None:
+    def __call__(self, step: int, model: nn.Module | Any) -> None:
         if step % self.every == 0:
             self.record(model, step)
 
-    def measure(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        """Per-point measures (CPU tensors) for the current ``model``, without recording."""
+    def measure(self, model: nn.Module | Any) -> dict[str, torch.Tensor]:
+        """Per-point measures (CPU tensors) for the current ``model``, without recording.
+
+        For an :class:`~dmmlib.ensemble.Ensemble` every tensor has shape (M, N).
+        """
+        from .ensemble import Ensemble
+
+        if isinstance(model, Ensemble):
+            per_model = [self.measure(model.model(i)) for i in range(len(model))]
+            return {k: torch.stack([m[k] for m in per_model]) for k in per_model[0]}
         model = _check_model(model)
         dev = module_device(model)
         x, y, U = self.x.to(dev), self.y.to(dev), self.U.to(dev)
@@ -563,7 +575,7 @@ class GeometryRecorder:
                        found_on=dd.found_on)
         return {k: v.detach().cpu() for k, v in out.items()}
 
-    def record(self, model: nn.Module, step: int) -> dict[str, float]:
+    def record(self, model: nn.Module | Any, step: int) -> dict[str, float]:
         """Measure ``model`` now and append the averages to :attr:`history`."""
         per = self.measure(model)
         row: dict[str, float] = {"step": float(step),

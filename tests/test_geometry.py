@@ -215,6 +215,26 @@ def test_recorder_matches_direct_computation() -> None:
     assert "dist_on" not in no_depth.record(model, 0)
 
 
+def test_recorder_with_ensemble() -> None:
+    from dmmlib.ensemble import train_ensemble
+
+    ds = checkerboard_plane(3, 1)
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(MLP(3, (8,), 2, mean=0.5, std=0.3))
+    rec = G.GeometryRecorder(ds.x, ds.y, ds.tangent, every=5, max_distance=0.5,
+                             keep_per_point=True)
+    ens = train_ensemble(models, (ds.x, ds.y), epochs=10, lr=0.05, callback=rec,
+                         progress=False)
+    assert rec.history["step"] == [0.0, 5.0]
+    assert rec.per_point[0]["off_fraction"].shape == (3, 9)
+    last = rec.measure(ens)
+    direct = torch.stack([G.clinging(G.boundary_normal(ens.model(i), ds.x, ds.y),
+                                     ds.tangent).off_fraction for i in range(3)])
+    assert torch.allclose(last["off_fraction"], direct, atol=1e-6)
+
+
 def test_decision_grid_2d_linear() -> None:
     model = Affine(2, 2)
     grid = G.decision_grid_2d(model, (-1, 1), (0, 2), (7, 5))
