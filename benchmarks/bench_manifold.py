@@ -211,7 +211,8 @@ def bench_ensemble(m_models: int, points_per_cell: int, hidden: tuple[int, ...],
             "steps": steps, "optimizer": "adam",
             "vmap_s": t_vmap, "loop_s": t_loop, "speedup": t_loop / t_vmap,
             "max_param_difference": diff,
-            "final_train_acc_mean": statistics.mean(ens.history["train_acc"][-1])}  # type: ignore[attr-defined]
+            "final_train_acc_mean": statistics.mean(
+                ens.history["train_acc"][-1])}  # type: ignore[attr-defined]
 
 
 def main() -> None:

@@ -28,7 +28,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._validate import check_choice, check_int, check_nonnegative, check_positive, check_tensor
-from .device import module_device
 
 __all__ = ["Ensemble", "train_ensemble"]
 

@@ -757,8 +757,9 @@ def decision_surface_3d(
     pred, margin = _grid_scores(model, grid, pair, batch_size)
     margin = margin.reshape(res).cpu()
     axes_cpu = tuple(a.cpu() for a in axes)
-    vertices, faces = marching_tetrahedra(margin, axes_cpu)  # type: ignore[arg-type]
-    return Surface3D(axes_cpu, pred.reshape(res).cpu(), margin, vertices, faces)  # type: ignore[arg-type]
+    vertices, faces = marching_tetrahedra(margin, axes_cpu)
+    return Surface3D(axes_cpu, pred.reshape(res).cpu(), margin,  # type: ignore[arg-type]
+                     vertices, faces)
 
 
 def _tet_table() -> tuple[torch.Tensor, torch.Tensor]:
