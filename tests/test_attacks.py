@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import dmmlib.attacks as A
+from test_attacks_support import single_thread  # noqa: F401  (autouse fixture)
 from test_attacks_support import digits_model_and_data, l2, linf, random_basis
 
 # ---------------------------------------------------------------------------

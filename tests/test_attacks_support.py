@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+import pytest
 import torch
 from torch import nn
 
@@ -111,3 +112,13 @@ def random_basis(n: int, d: int, k: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     q, _ = torch.linalg.qr(torch.randn(n, d, k, generator=g, dtype=torch.float64))
     return q.float()
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """The attack tests use tiny models: one intra-op thread is faster, and far more
+    robust when other processes load the machine. Restored after each test."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -16,11 +16,9 @@ Every attack follows the same contract:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from numbers import Real
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -252,6 +250,3 @@ def feasible_step(prev: torch.Tensor, cand: torch.Tensor, lo: torch.Tensor, hi: 
     t = torch.minimum(t_hi, t_lo).flatten(1).amin(1).clamp(0.0, 1.0)
     return prev + batch_view(t, d) * d
 
-
-def kwargs_repr(kwargs: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())

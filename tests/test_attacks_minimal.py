@@ -1,0 +1,299 @@
+"""Minimum-norm attacks (deepfool, minimal_l2, carlini_wagner_l2, lbfgs) and robustness_curve:
+closed-form checks on affine classifiers, behaviour on a small trained model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import dmmlib.attacks as A
+from test_attacks_support import single_thread  # noqa: F401  (autouse fixture)
+from test_attacks_support import affine_problem, digits_model_and_data, l2
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return digits_model_and_data(48)
+
+
+def _closest_points(model, x, y, dist):
+    """The exact closest boundary points of an affine model."""
+    W, b = model.lin.weight.detach().double(), model.lin.bias.detach().double()
+    xd = x.double()
+    z = xd @ W.T + b
+    dw = W[None, :, :] - W[y][:, None, :]  # (N, K, D)
+    gap = z.gather(1, y[:, None]) - z       # (N, K)
+    d = gap / dw.norm(dim=2).clamp_min(1e-12)
+    d[torch.arange(len(y)), y] = float("inf")
+    j = d.argmin(1)
+    n = dw[torch.arange(len(y)), j]
+    assert torch.allclose(d[torch.arange(len(y)), j], dist)
+    return xd - (gap[torch.arange(len(y)), j] / n.norm(dim=1) ** 2)[:, None] * (-n)
+
+
+MINIMAL = {
+    "deepfool": lambda m, x, y: A.deepfool(m, x, y, return_success=True, progress=False),
+    "minimal_l2": lambda m, x, y: A.minimal_l2(m, x, y, steps=100, return_success=True,
+                                               progress=False),
+    "carlini_wagner_l2": lambda m, x, y: A.carlini_wagner_l2(m, x, y, return_success=True,
+                                                             progress=False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MINIMAL))
+@pytest.mark.parametrize("n_classes", [2, 5, 10])
+def test_affine_minimal_l2_distance_within_one_percent(name, n_classes):
+    if name == "carlini_wagner_l2" and n_classes == 5:
+        pytest.skip("two class counts are enough for the slowest attack")
+    model, x, y, dist = affine_problem(n_classes, n=12, seed=n_classes)
+    x_adv, ok = MINIMAL[name](model, x, y)
+    assert bool(ok.all())
+    with torch.no_grad():
+        assert bool((model(x_adv).argmax(1) != y).all())
+    ratio = l2(x_adv, x) / dist
+    assert float(ratio.min()) >= 1 - 1e-4  # nothing beats the closed form
+    assert float(ratio.max()) <= 1.01
+    # and it is *the* closest point, not just one as far away
+    star = _closest_points(model, x, y, dist)
+    assert float((l2(x_adv.double(), star) / dist).max()) <= 0.15
+
+
+def test_deepfool_without_refinement_overshoots_by_the_overshoot():
+    model, x, y, dist = affine_problem(5, n=12, seed=1)
+    x_adv = A.deepfool(model, x, y, refine_steps=0, overshoot=0.02, progress=False)
+    ratio = l2(x_adv, x) / dist
+    assert torch.allclose(ratio, torch.full_like(ratio, 1.02), atol=2e-3)
+    x0 = A.deepfool(model, x, y, refine_steps=0, overshoot=0.0, progress=False)
+    with torch.no_grad():
+        assert bool((model(x0).argmax(1) != y).all())  # the 1e-4 push still crosses
+    assert float((l2(x0, x) / dist).max()) <= 1.001
+
+
+def test_deepfool_candidates():
+    model, x, y, dist = affine_problem(10, n=12, seed=3)
+    full = A.deepfool(model, x, y, progress=False)
+    few = A.deepfool(model, x, y, candidates=3, progress=False)
+    with torch.no_grad():
+        assert bool((model(few).argmax(1) != y).all())
+    # the nearest boundary belongs to one of the top classes here, as usual
+    assert float((l2(few, x) / l2(full, x)).median()) <= 1.01
+    with pytest.raises(ValueError, match="candidates"):
+        A.deepfool(model, x, y, candidates=1)
+
+
+def test_minimal_l2_ddn_on_binary_affine():
+    model, x, y, dist = affine_problem(2, n=12, seed=5)
+    x_adv, ok = A.minimal_l2(model, x, y, method="ddn", steps=100, return_success=True,
+                             progress=False)
+    assert bool(ok.all())
+    assert float((l2(x_adv, x) / dist).max()) <= 1.01
+
+
+@pytest.mark.parametrize("method", ["fmn", "ddn"])
+def test_minimal_l2_on_trained_model(trained, method):
+    model, x, y = trained
+    x_adv, ok = A.minimal_l2(model, x, y, steps=100, method=method, return_success=True,
+                             progress=False)
+    assert bool(ok.all())
+    with torch.no_grad():
+        assert bool((model(x_adv).argmax(1) != y).all())
+    # no worse than DeepFool (a strong baseline on this piecewise-linear model)
+    df = A.deepfool(model, x, y, progress=False)
+    assert float(l2(x_adv, x).median()) <= 1.1 * float(l2(df, x).median())
+
+
+def test_minimal_l2_targeted(trained):
+    model, x, y = trained
+    target = (y + 1) % 10
+    x_adv, ok = A.minimal_l2(model, x, target, targeted=True, steps=100, return_success=True,
+                             progress=False)
+    with torch.no_grad():
+        pred = model(x_adv).argmax(1)
+    assert float(ok.float().mean()) >= 0.9
+    assert torch.equal(pred[ok], target[ok])
+
+
+def test_minimal_l2_rejects_bad_options(trained):
+    model, x, y = trained
+    with pytest.raises(ValueError, match="method"):
+        A.minimal_l2(model, x, y, method="pgd")
+    with pytest.raises(ValueError, match="gamma"):
+        A.minimal_l2(model, x, y, gamma=1.5)
+
+
+def test_carlini_wagner_targeted_and_kappa(trained):
+    model, x, y = trained
+    target = (y + 2) % 10
+    x_adv, ok = A.carlini_wagner_l2(model, x[:16], target[:16], targeted=True,
+                                    binary_search_steps=5, steps=50, c=1.0, lr=0.05,
+                                    return_success=True, progress=False)
+    with torch.no_grad():
+        assert torch.equal(model(x_adv).argmax(1)[ok], target[:16][ok])
+    assert float(ok.float().mean()) >= 0.75
+    # a confidence margin kappa costs distance
+    x1, y1 = x[:16], y[:16]
+    a0, ok0 = A.carlini_wagner_l2(model, x1, y1, binary_search_steps=4, steps=50, c=1.0,
+                                  lr=0.05, return_success=True, progress=False)
+    a5, ok5 = A.carlini_wagner_l2(model, x1, y1, binary_search_steps=4, steps=50, c=1.0,
+                                  lr=0.05, kappa=2.0, return_success=True, progress=False)
+    both = ok0 & ok5
+    assert bool(both.any())
+    assert float(l2(a5, x1)[both].median()) > float(l2(a0, x1)[both].median())
+    with torch.no_grad():
+        z = model(a5[ok5])
+    true = z.gather(1, y1[ok5][:, None]).squeeze(1)
+    other = z.scatter(1, y1[ok5][:, None], float("-inf")).amax(1)
+    assert bool((other - true >= 2.0 - 1e-4).all())
+
+
+class Constant(nn.Module):
+    """Ignores its input: nothing can be fooled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor([3.0, 0.0, -1.0]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w.expand(x.shape[0], 3) + 0.0 * x.flatten(1).sum(1, keepdim=True)
+
+
+@pytest.mark.parametrize("name", ["deepfool", "minimal_l2", "carlini_wagner_l2", "lbfgs"])
+def test_unsuccessful_samples_come_back_as_x(name):
+    model = Constant()
+    x = torch.rand(5, 1, 4, 4)
+    y = torch.zeros(5, dtype=torch.int64)
+    kw = {"deepfool": {"steps": 5}, "minimal_l2": {"steps": 5},
+          "carlini_wagner_l2": {"binary_search_steps": 2, "steps": 3},
+          "lbfgs": {"search_steps": 2, "steps": 3}}[name]
+    x_adv, ok = getattr(A, name)(model, x, y, return_success=True, progress=False, **kw)
+    assert not bool(ok.any())
+    assert torch.equal(x_adv, x)
+
+
+@pytest.mark.parametrize("name", ["deepfool", "minimal_l2", "carlini_wagner_l2"])
+def test_misclassified_samples_need_no_perturbation(trained, name):
+    model, x, y = trained
+    wrong = (y + 1) % 10
+    kw = {"deepfool": {"steps": 5}, "minimal_l2": {"steps": 5},
+          "carlini_wagner_l2": {"binary_search_steps": 1, "steps": 3}}[name]
+    x_adv, ok = getattr(A, name)(model, x, wrong, return_success=True, progress=False, **kw)
+    assert bool(ok.all())
+    assert float(l2(x_adv, x).max()) <= 1e-3
+
+
+# ---------------------------------------------------------------------------
+# lbfgs
+# ---------------------------------------------------------------------------
+
+
+def test_lbfgs_binary_affine_is_the_closest_point():
+    model, x, y, dist = affine_problem(2, n=12, seed=7)
+    x_adv, ok = A.lbfgs(model, x, y, search_steps=12, return_success=True, progress=False)
+    assert bool(ok.all())
+    ratio = l2(x_adv, x) / dist
+    assert float(ratio.min()) >= 1 - 1e-4 and float(ratio.max()) <= 1.01
+
+
+def test_lbfgs_reaches_its_targets(trained):
+    model, x, y = trained
+    target = (y + 5) % 10
+    x_adv, ok = A.lbfgs(model, x, y, target=target, return_success=True, progress=False)
+    with torch.no_grad():
+        pred = model(x_adv).argmax(1)
+    assert float(ok.float().mean()) >= 0.9
+    assert torch.equal(pred[ok], target[ok])
+    # default: the runner-up class
+    with torch.no_grad():
+        runner_up = model(x).scatter(1, y[:, None], float("-inf")).argmax(1)
+    x_ru, ok_ru = A.lbfgs(model, x, y, return_success=True, progress=False)
+    with torch.no_grad():
+        assert torch.equal(model(x_ru).argmax(1)[ok_ru], runner_up[ok_ru])
+    assert float(ok_ru.float().mean()) >= 0.9
+    # the nearest class is cheaper to reach than an arbitrary one
+    both = ok & ok_ru
+    assert float(l2(x_ru, x)[both].median()) <= float(l2(x_adv, x)[both].median())
+
+
+def test_lbfgs_random_targets_are_seeded(trained):
+    model, x, y = trained
+    a, ok_a = A.lbfgs(model, x[:8], y[:8], target="random", seed=3, search_steps=2, steps=5,
+                      return_success=True, progress=False)
+    b, ok_b = A.lbfgs(model, x[:8], y[:8], target="random", seed=3, search_steps=2, steps=5,
+                      return_success=True, progress=False)
+    assert torch.equal(a, b) and torch.equal(ok_a, ok_b)
+
+
+def test_lbfgs_rejects_bad_targets(trained):
+    model, x, y = trained
+    with pytest.raises(ValueError, match="target"):
+        A.lbfgs(model, x, y, target=y.clone())
+    with pytest.raises(ValueError, match="target"):
+        A.lbfgs(model, x, y, target="nearest")
+    with pytest.raises(ValueError, match="target"):
+        A.lbfgs(model, x, y, target=torch.full_like(y, 12))
+
+
+# ---------------------------------------------------------------------------
+# robustness_curve
+# ---------------------------------------------------------------------------
+
+
+def test_curve_pgd_matches_separate_attacks(trained):
+    model, x, y = trained
+    eps = [0.0, 0.05, 0.2]
+    curve = A.robustness_curve(model, x, y, eps, attack="pgd", steps=5, random_start=False,
+                               progress=False)
+    assert curve["eps"] == eps and curve["attack"] == "pgd"
+    for e, acc, sr in zip(eps, curve["accuracy"], curve["success_rate"]):
+        x_adv = A.pgd(model, x, y, e, steps=5, random_start=False, progress=False)
+        with torch.no_grad():
+            expected = float((model(x_adv).argmax(1) == y).float().mean())
+        assert acc == pytest.approx(expected)
+        assert sr == pytest.approx(1 - expected)
+    assert curve["accuracy"][0] == pytest.approx(curve["clean_accuracy"])
+    assert curve["accuracy"] == sorted(curve["accuracy"], reverse=True)
+
+
+def test_curve_batches_give_the_same_answer(trained):
+    model, x, y = trained
+    a = A.robustness_curve(model, x, y, [0.05, 0.1], attack="fgsm")
+    b = A.robustness_curve(model, x, y, [0.05, 0.1], attack="fgsm", batch_size=7)
+    assert a["accuracy"] == pytest.approx(b["accuracy"])
+
+
+def test_curve_from_a_minimal_norm_attack(trained):
+    model, x, y = trained
+    eps = [0.0, 0.3, 0.6, 5.0]
+    curve = A.robustness_curve(model, x, y, eps, attack="deepfool", progress=False)
+    d = curve["distances"]
+    assert d.shape == (x.shape[0],)
+    for e, acc in zip(eps, curve["accuracy"]):
+        assert acc == pytest.approx(float((d > e).double().mean()))
+    assert curve["accuracy"][0] == 1.0 and curve["accuracy"][-1] == 0.0
+    # PGD-L2 at a budget agrees roughly with the minimal-norm curve
+    pgd_curve = A.robustness_curve(model, x, y, [0.6], attack="pgd", norm=2, steps=20, seed=0,
+                                   progress=False)
+    assert abs(pgd_curve["accuracy"][0] - curve["accuracy"][2]) <= 0.25
+    with pytest.raises(ValueError, match="norm"):
+        A.robustness_curve(model, x, y, eps, attack="deepfool", norm="inf")
+
+
+def test_curve_with_a_callable_and_bad_arguments(trained):
+    model, x, y = trained
+
+    def my_attack(model, x, y, eps, return_success=False):
+        return A.fgsm(model, x, y, eps, return_success=return_success)
+
+    c = A.robustness_curve(model, x, y, [0.1], attack=my_attack)
+    assert c["attack"] == "my_attack"
+    assert c["accuracy"] == pytest.approx(A.robustness_curve(model, x, y, [0.1],
+                                                             attack="fgsm")["accuracy"])
+    with pytest.raises(ValueError, match="attack"):
+        A.robustness_curve(model, x, y, [0.1], attack="nope")
+    with pytest.raises(ValueError, match="eps_list"):
+        A.robustness_curve(model, x, y, [])
+    with pytest.raises(ValueError, match="eps_list"):
+        A.robustness_curve(model, x, y, [-0.1])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        A.robustness_curve(model, x + 2, y, [0.1])
