@@ -9,7 +9,8 @@ STAMP  := $(VENV)/.dmm-installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 # Chapters are the .md files under book/ that carry a Jupyter kernelspec (jupytext).
 CHAPTERS  := $(sort $(shell grep -l '^kernelspec:' book/*.md 2>/dev/null))
-NOTEBOOKS := $(CHAPTERS:.md=.ipynb)
+# their Colab twins in table-of-contents order (evaluated once the venv exists)
+NOTEBOOKS = $(shell $(BIN)/python tools/toc_notebooks.py)
 
 ARTIFACTS := test-artifacts
 
