@@ -34,6 +34,7 @@ _SUBMODULES = (
     "nb",
     "plot",
     "profiles",
+    "scoreboard",
     "synthetic",
     "train",
 )

@@ -1,0 +1,53 @@
+import json
+
+import pytest
+
+from dmmlib import scoreboard
+
+
+def test_record_and_load_round_trip():
+    scoreboard.record("a.x", chapter="chap-a", quantity="slope", ours=-0.52,
+                      published=-0.5, source="Paper 2021", rel_tol=0.1, profile="ci")
+    scoreboard.record("a.y", chapter="chap-a", quantity="flip rate", ours=0.97,
+                      published="about 100%", source="Paper 2021", agree=True,
+                      criterion="at least 90%", profile="ci")
+    entries = scoreboard.load("ci")
+    assert [e.key for e in entries] == ["a.x", "a.y"]
+    assert entries[0].agree and "within 10%" in entries[0].criterion
+    assert scoreboard.load("gpu") == []
+
+
+def test_rel_tol_decides_disagreement_and_rerecord_replaces():
+    scoreboard.record("b", chapter="c", quantity="q", ours=2.0, published=1.0,
+                      source="s", rel_tol=0.5, profile="ci")
+    assert not scoreboard.load("ci")[0].agree
+    scoreboard.record("b", chapter="c", quantity="q", ours=1.2, published=1.0,
+                      source="s", rel_tol=0.5, profile="ci")
+    entries = scoreboard.load("ci")
+    assert len(entries) == 1 and entries[0].agree and entries[0].ours == 1.2
+
+
+def test_bad_records_are_refused():
+    with pytest.raises(ValueError, match="criterion"):
+        scoreboard.record("k", chapter="c", quantity="q", ours=1, published=1,
+                          source="s", agree=True, profile="ci")
+    with pytest.raises(ValueError, match="agree"):
+        scoreboard.record("k", chapter="c", quantity="q", ours=1, published="many",
+                          source="s", profile="ci")
+    with pytest.raises(ValueError, match="finite"):
+        scoreboard.record("k", chapter="c", quantity="q", ours=float("nan"),
+                          published=1, source="s", rel_tol=0.1, profile="ci")
+    with pytest.raises(ValueError, match="unknown profile"):
+        scoreboard.scoreboard_path("huge")
+
+
+def test_damaged_file_is_treated_as_empty():
+    path = scoreboard.scoreboard_path("ci")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("{not json")
+    assert scoreboard.load("ci") == []
+    scoreboard.record("k", chapter="c", quantity="q", ours=1, published=1,
+                      source="s", rel_tol=0.1, profile="ci")
+    assert json.loads(path.read_text())["k"]["ours"] == 1.0
+    scoreboard.clear("ci")
+    assert scoreboard.load("ci") == []
