@@ -75,8 +75,9 @@ test-notebooks: $(STAMP)
 	  assert u.find_spec('dmmlib') is None, 'dmmlib must not be importable before the install cell'"
 	DMMLIB_SOURCE=$(CURDIR) $(COLAB_VENV)/bin/python -m pytest -q -p no:cacheprovider \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=900 $(NOTEBOOKS)
-	$(COLAB_VENV)/bin/python -m pip show -f dmmlib | grep -q "Location: $(CURDIR)/$(COLAB_VENV)" || \
-	  { echo "dmmlib was not installed into the fresh environment by the install cell"; exit 1; }
+	cd book && ../$(COLAB_VENV)/bin/python -c "import dmmlib; \
+	  assert dmmlib.__file__.startswith('$(CURDIR)/$(COLAB_VENV)/'), \
+	  'the install cell did not install dmmlib into the fresh environment: ' + dmmlib.__file__"
 	rm -rf build dmmlib.egg-info
 
 # Strict: warnings are errors and a failing cell fails the build (raise_on_error).
