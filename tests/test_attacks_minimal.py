@@ -41,11 +41,13 @@ MINIMAL = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(MINIMAL))
-@pytest.mark.parametrize("n_classes", [2, 5, 10])
+_CASES = [pytest.param(name, k, marks=[pytest.mark.slow] if name == "carlini_wagner_l2" else [])
+          for name in sorted(MINIMAL) for k in (2, 5, 10)
+          if not (name == "carlini_wagner_l2" and k == 5)]  # two class counts suffice for CW
+
+
+@pytest.mark.parametrize("name,n_classes", _CASES)
 def test_affine_minimal_l2_distance_within_one_percent(name, n_classes):
-    if name == "carlini_wagner_l2" and n_classes == 5:
-        pytest.skip("two class counts are enough for the slowest attack")
     model, x, y, dist = affine_problem(n_classes, n=12, seed=n_classes)
     x_adv, ok = MINIMAL[name](model, x, y)
     assert bool(ok.all())
@@ -90,7 +92,7 @@ def test_minimal_l2_ddn_on_binary_affine():
     assert float((l2(x_adv, x) / dist).max()) <= 1.01
 
 
-@pytest.mark.parametrize("method", ["fmn", "ddn"])
+@pytest.mark.parametrize("method", ["auto", "fmn", "ddn"])
 def test_minimal_l2_on_trained_model(trained, method):
     model, x, y = trained
     x_adv, ok = A.minimal_l2(model, x, y, steps=100, method=method, return_success=True,
@@ -122,6 +124,7 @@ def test_minimal_l2_rejects_bad_options(trained):
         A.minimal_l2(model, x, y, gamma=1.5)
 
 
+@pytest.mark.slow
 def test_carlini_wagner_targeted_and_kappa(trained):
     model, x, y = trained
     target = (y + 2) % 10
@@ -195,6 +198,7 @@ def test_lbfgs_binary_affine_is_the_closest_point():
     assert float(ratio.min()) >= 1 - 1e-4 and float(ratio.max()) <= 1.01
 
 
+@pytest.mark.slow
 def test_lbfgs_reaches_its_targets(trained):
     model, x, y = trained
     target = (y + 5) % 10
@@ -297,3 +301,12 @@ def test_curve_with_a_callable_and_bad_arguments(trained):
         A.robustness_curve(model, x, y, [-0.1])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         A.robustness_curve(model, x + 2, y, [0.1])
+
+
+def test_minimal_l2_auto_is_the_better_of_fmn_and_ddn_at_half_the_steps(trained):
+    model, x, y = trained
+    auto = A.minimal_l2(model, x, y, steps=40, progress=False)
+    fmn = A.minimal_l2(model, x, y, steps=20, method="fmn", progress=False)
+    ddn = A.minimal_l2(model, x, y, steps=20, method="ddn", progress=False)
+    best = torch.minimum(l2(fmn, x), l2(ddn, x))
+    assert torch.allclose(l2(auto, x), best, atol=1e-5)

@@ -28,7 +28,7 @@ def deepfool(
     steps: int = 50,
     overshoot: float = 0.02,
     candidates: int | None = None,
-    refine_steps: int = 10,
+    refine_steps: int = 6,
     return_success: bool = False,
     progress: bool | None = None,
 ) -> Result:
@@ -48,8 +48,8 @@ def deepfool(
     and only samples that are not yet adversarial are processed.
 
     As a final, optional refinement (``refine_steps > 0``) a bisection along
-    the segment ``x + t * r_total``, ``t`` in [0, 1], keeps the smallest ``t``
-    that is still adversarial: it removes most of the overshoot (a few
+    the segment ``x + t * r_total``, ``t`` in ``[1 - 3 * overshoot, 1]``, keeps
+    the smallest ``t`` that is still adversarial: it removes most of the overshoot (a few
     forward passes, no gradients). ``refine_steps=0`` gives the original
     algorithm.
 
@@ -67,10 +67,12 @@ def deepfool(
     overshoot : float, default 0.02
         Relative overshoot that pushes the iterate across the boundary.
     candidates : int, optional
-        Only consider the ``candidates`` classes with the highest logits at
-        ``x`` (including ``y``); ``None`` (default) uses all classes.
-    refine_steps : int, default 10
-        Bisection steps of the final refinement (0 disables it).
+        Only consider ``y`` and the ``candidates - 1`` other classes with the
+        highest logits at ``x`` (as in the paper's ImageNet experiments);
+        ``None`` (default) uses all classes.
+    refine_steps : int, default 6
+        Bisection steps of the final refinement (0 disables it), on
+        ``t`` in ``[max(0, 1 - 3 * overshoot), 1]``.
     return_success : bool, default False
         Also return the boolean mask (N,) of misclassified outputs.
     progress : bool, optional
@@ -103,28 +105,34 @@ def deepfool(
 
 
 def _logits_and_normals(model: nn.Module, xa: torch.Tensor, ya: torch.Tensor,
-                        classes: torch.Tensor | None, check: bool = False
+                        others: torch.Tensor | None, check: bool = False
                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Logits (n, K), and for the classes ``cls`` (C, n) considered:
-    ``f_k - f_y`` (C, n) and ``grad (f_k - f_y)`` (C, n, ...), from one batched VJP."""
+    """Logits (n, K) and, for the other classes ``k`` considered (``others``: (n, C), by
+    default every class but ``y``): ``f_k - f_y`` (C, n) and ``grad (f_k - f_y)``
+    (C, n, ...), all C gradients from one batched vector-Jacobian product."""
     with torch.enable_grad():
         xg = xa.detach().requires_grad_(True)
         logits = model(xg)
         if check:
             check_classes(ya, logits)
         n, n_classes = logits.shape
-        if classes is None:
-            cls = torch.arange(n_classes, device=xa.device)[:, None].expand(n_classes, n)
-        else:
-            cls = classes.T  # (C, n)
+        if others is None:
+            others = _all_others(ya, n_classes)
+        cls = others.T  # (C, n)
         rows = torch.arange(n, device=xa.device)
         cot = torch.zeros(cls.shape[0], n, n_classes, dtype=logits.dtype, device=xa.device)
         cot[torch.arange(cls.shape[0], device=xa.device)[:, None], rows[None, :], cls] = 1.0
-        cot[:, rows, ya] -= 1.0  # cotangent e_k - e_y: the row for k = y is zero
+        cot[:, rows, ya] = -1.0  # cotangents e_k - e_y
         (normals,) = torch.autograd.grad(logits, xg, grad_outputs=cot, is_grads_batched=True)
     logits = logits.detach()
-    diff = logits.gather(1, cls.T).T - logits.gather(1, ya[:, None]).T  # (C, n)
+    diff = logits.gather(1, others).T - logits.gather(1, ya[:, None]).T  # (C, n)
     return logits, diff, normals
+
+
+def _all_others(y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """(n, K-1): every class except y, per sample."""
+    k = torch.arange(n_classes - 1, device=y.device)
+    return k[None, :] + (k[None, :] >= y[:, None]).long()
 
 
 def _deepfool(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, overshoot: float,
@@ -151,14 +159,11 @@ def _deepfool(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, ov
                 break
             ca = classes[active] if classes is not None else None
             logits, diff, normals = _logits_and_normals(model, xa, ya, ca, check=step == 0)
-            if step == 0:
-                if candidates is not None and candidates < logits.shape[1]:
-                    top = logits.topk(candidates, dim=1).indices
-                    # make sure y is among the candidates
-                    has_y = (top == y[:, None]).any(1)
-                    top[:, -1] = torch.where(has_y, top[:, -1], y)
-                    classes = top
-                    logits, diff, normals = _logits_and_normals(model, xa, ya, classes)
+            if step == 0 and candidates is not None and candidates < logits.shape[1]:
+                # the candidates - 1 highest-scoring classes other than y, fixed at x
+                classes = logits.scatter(1, y[:, None], float("-inf")).topk(
+                    candidates - 1, dim=1).indices
+                logits, diff, normals = _logits_and_normals(model, xa, ya, classes)
             fooled = logits.argmax(1) != ya
             success[active[fooled]] = True
             keep = ~fooled
@@ -170,7 +175,6 @@ def _deepfool(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, ov
             ids = active[keep]
             wnorm = normals.flatten(2).norm(dim=2)  # (C, n)
             dist = diff.abs() / wnorm.clamp_min(1e-12)
-            dist = torch.where(wnorm > 0, dist, torch.full_like(dist, float("inf")))
             best = dist.argmin(0)  # (n,) the nearest linearised boundary
             cols = torch.arange(best.shape[0], device=x.device)
             w = normals[best, cols]
@@ -184,22 +188,26 @@ def _deepfool(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, ov
         bar.close()
     x_adv = torch.where(batch_view(success, x), (x + (1 + overshoot) * r_total).clamp(0.0, 1.0), x)
     if refine_steps and bool(success.any()):
-        x_adv = _bisect(model, x, y, x_adv, success, refine_steps)
+        x_adv = _bisect(model, x, y, x_adv, success, refine_steps,
+                        lower=max(0.0, 1.0 - 3.0 * overshoot))
     return x_adv, success
 
 
 @torch.no_grad()
 def _bisect(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor,
-            success: torch.Tensor, steps: int, targeted: bool = False) -> torch.Tensor:
-    """Smallest t in [0, 1] with ``x + t (x_adv - x)`` adversarial, by bisection."""
+            success: torch.Tensor, steps: int, lower: float = 0.0) -> torch.Tensor:
+    """Smallest t in [lower, 1] with ``x + t (x_adv - x)`` adversarial, by bisection
+    (``t = 1`` is adversarial; the returned point always is)."""
     idx = success.nonzero().squeeze(1)
     xs, ds, ys = x[idx], x_adv[idx] - x[idx], y[idx]
-    lo = torch.zeros(idx.shape[0], dtype=x.dtype, device=x.device)
+    if lower >= 1.0:
+        return x_adv
+    lo = torch.full((idx.shape[0],), lower, dtype=x.dtype, device=x.device)
     hi = torch.ones_like(lo)
     for _ in range(steps):
         mid = (lo + hi) / 2
         pred = model(xs + batch_view(mid, xs) * ds).argmax(1)
-        adv = (pred == ys) if targeted else (pred != ys)
+        adv = pred != ys
         hi = torch.where(adv, mid, hi)
         lo = torch.where(adv, lo, mid)
     out = x_adv.clone()

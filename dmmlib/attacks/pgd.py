@@ -210,9 +210,26 @@ def _pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor,
         def constrain(prev: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
             target = dykstra(cand, project_a, lo, hi, _BOX_ITERS, _BOX_TOL)
             return feasible_step(prev, target, lo, hi, _BOX_TOL)
-    else:
-        def constrain(prev: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
-            return (x + _project_ball(cand, eps, p)).clamp_(0.0, 1.0) - x
+    elif p == "inf":
+        # ball and box together are the box [max(x - eps, 0), min(x + eps, 1)]
+        box_lo, box_hi = (x - e).clamp_(min=0.0), (x + e).clamp_(max=1.0)
+
+    def advance(x_adv: torch.Tensor, delta: torch.Tensor, grad: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step: the new (x_adv, delta); ``delta`` is only kept with a subspace."""
+        if sub is not None:
+            grad = sub.project(grad)
+            if p == "inf":
+                step = sub.project(a * grad.sign())
+            else:
+                step = grad * batch_view(alpha / flat_norm(grad).clamp_min(1e-12), grad)
+            delta = constrain(delta, delta + step)
+            return x + delta, delta
+        if p == "inf":
+            return torch.clamp(x_adv + a * grad.sign(), box_lo, box_hi), delta
+        step = grad * batch_view(alpha / flat_norm(grad).clamp_min(1e-12), grad)
+        d = _project_ball(x_adv + step - x, eps, "2")
+        return (x + d).clamp_(0.0, 1.0), delta
 
     best_adv = x.clone()
     best_success = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
@@ -223,39 +240,36 @@ def _pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor,
         success = (pred == y) if targeted else (pred != y)
         score = -loss if targeted else loss
         better = (success & ~best_success) | ((success == best_success) & (score > best_score))
-        best_adv.copy_(torch.where(batch_view(better, x_adv), x_adv, best_adv))
+        torch.where(batch_view(better, x_adv), x_adv, best_adv, out=best_adv)
         best_success.logical_or_(success)
-        best_score.copy_(torch.where(better, score, best_score))
+        torch.where(better, score, best_score, out=best_score)
 
     bar = progress_bar(steps * restarts, "pgd", progress)
     try:
         for r in range(restarts):
             zero = torch.zeros_like(x)
             if random_start or r > 0:
-                delta = constrain(zero, _random_start(x, eps, p, sub, gen))
+                start = _random_start(x, eps, p, sub, gen)
+                if sub is not None:
+                    delta = constrain(zero, start)
+                else:
+                    delta = (x + start).clamp_(0.0, 1.0) - x
             else:
                 delta = zero
+            x_adv = x + delta
             for t in range(steps):
-                logits, loss, grad = loss_and_grad(model, x + delta, y, targeted,
+                logits, loss, grad = loss_and_grad(model, x_adv, y, targeted,
                                                    check=(r == 0 and t == 0))
                 if t > 0:
-                    keep_best(x + delta, logits, loss)
-                if sub is not None:
-                    grad = sub.project(grad)
-                if p == "inf":
-                    step = a * grad.sign()
-                    if sub is not None:
-                        step = sub.project(step)
-                else:
-                    step = a * grad / batch_view(flat_norm(grad).clamp_min(1e-12), grad)
-                delta = constrain(delta, delta + step)
+                    keep_best(x_adv, logits, loss)
+                x_adv, delta = advance(x_adv, delta, grad)
                 bar.update(1)
             with torch.no_grad():
-                logits = model(x + delta)
+                logits = model(x_adv)
                 if steps == 0 and r == 0:
                     check_classes(y, logits)
                 loss = torch.nn.functional.cross_entropy(logits, y, reduction="none")
-            keep_best(x + delta, logits, loss)
+            keep_best(x_adv, logits, loss)
     finally:
         bar.close()
     # with a subspace the iterates may leave the box by <= _BOX_TOL: finish() clips
