@@ -8,6 +8,8 @@ before any work is done.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from numbers import Real
 
 import torch
@@ -24,7 +26,12 @@ __all__ = [
     "check_int",
     "check_same_device",
     "check_basis",
+    "check_orthonormal",
     "check_choice",
+    "check_model",
+    "check_callable",
+    "output_size",
+    "preserved_modes",
 ]
 
 
@@ -125,7 +132,19 @@ def check_basis(U: object, x: torch.Tensor, name: str = "U", *, atol: float = 1e
     k = t.shape[2]
     if k < 1 or k > d:
         raise ValueError(f"{name}: subspace dimension k={k} must lie in [1, {d}]")
-    gram = t.transpose(1, 2) @ t
+    return check_orthonormal(t, name, atol=atol)
+
+
+def check_orthonormal(U: torch.Tensor, name: str = "U", *, atol: float = 1e-4) -> torch.Tensor:
+    """The last two dimensions (..., D, k) of a finite float tensor hold orthonormal columns."""
+    t = check_tensor(U, name, min_ndim=2)
+    k = t.shape[-1]
+    if k > t.shape[-2]:
+        raise ValueError(f"{name}: {k} columns cannot be orthonormal in dimension "
+                         f"{t.shape[-2]} (shape {tuple(t.shape)})")
+    if t.numel() == 0:
+        return t
+    gram = t.transpose(-1, -2) @ t
     eye = torch.eye(k, dtype=t.dtype, device=t.device)
     err = float((gram - eye).abs().max())
     if err > atol:
@@ -138,3 +157,50 @@ def check_choice(value: object, name: str, choices: tuple[object, ...]) -> objec
     if value not in choices:
         raise ValueError(f"{name}: unknown value {value!r}; choose one of {list(choices)}")
     return value
+
+
+def check_model(model: object, name: str = "model") -> nn.Module:
+    """``model`` is a :class:`torch.nn.Module`."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name}: expected a torch.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def check_callable(value: object, name: str, *, optional: bool = True) -> object:
+    """``value`` is callable (or ``None`` when ``optional``)."""
+    if value is None and optional:
+        return value
+    if not callable(value):
+        raise TypeError(f"{name}: expected a callable, got {type(value).__name__}")
+    return value
+
+
+def output_size(model: nn.Module, x: torch.Tensor, name: str = "model") -> int:
+    """Number of outputs (classes) of a classifier, from one sample of ``x``.
+
+    The sample is evaluated without gradients, on the model's device and in its
+    floating dtype, with every submodule in eval mode (no batch-norm statistics
+    change); each submodule's train/eval flag is restored afterwards.
+    """
+    dev = module_device(model)
+    dtype = next((t.dtype for t in [*model.parameters(), *model.buffers()]
+                  if t.is_floating_point()), x.dtype)
+    with preserved_modes(model):
+        model.eval()
+        with torch.no_grad():
+            out = model(x[:1].detach().to(device=dev, dtype=dtype))
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"{name}: expected logits of shape (N, classes), got {shape}")
+    return int(out.shape[1])
+
+
+@contextmanager
+def preserved_modes(model: nn.Module) -> Iterator[nn.Module]:
+    """Restore every submodule's own train/eval flag on exit (even on an exception)."""
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        yield model
+    finally:
+        for m, training in modes:
+            m.training = training

@@ -7,18 +7,23 @@ atomically (temporary file in the same folder, ``fsync``, ``os.replace``) and
 carry a SHA-256 checksum of their payload. Loading verifies the checksum and
 the stored key and deserialises with ``torch.load(weights_only=True)``, so a
 cache file can never execute code. A truncated, corrupt or mismatched entry is
-reported with a :class:`CacheWarning` and treated as missing.
+reported with a :class:`CacheWarning` and treated as missing. A writer
+killed mid-write leaves only its temporary file (never a partial entry under
+the final name); such leftovers are removed by a later write once they are
+an hour old.
 
 The cache folder is ``$DMM_CACHE`` or ``~/.cache/dmmlib/weights``.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import io
 import json
 import os
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -76,6 +81,10 @@ def config_key(config: dict[str, Any]) -> str:
 
 def entry_path(key: str, name: str = "model", folder: Path | None = None) -> Path:
     """Where the entry for ``key`` lives: ``<folder>/<name>-<key[:16]>.pt``."""
+    if not isinstance(key, str) or not key:
+        raise TypeError(f"key: expected a non-empty str (see config_key), got {key!r}")
+    if not isinstance(name, str):
+        raise TypeError(f"name: expected a str, got {type(name).__name__}")
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
     return (folder if folder is not None else cache_dir()) / f"{safe}-{key[:16]}.pt"
 
@@ -87,6 +96,10 @@ def save_entry(path: Path, key: str, payload: dict[str, Any]) -> None:
     and atomically rename it into place, so the result is always one complete
     file.
     """
+    if not isinstance(key, str):
+        raise TypeError(f"key: expected a str, got {type(key).__name__}")
+    if not isinstance(payload, dict):
+        raise TypeError(f"payload: expected a dict, got {type(payload).__name__}")
     buf = io.BytesIO()
     torch.save({"key": key, "payload": payload}, buf)
     body = buf.getvalue()
@@ -106,6 +119,23 @@ def save_entry(path: Path, key: str, payload: dict[str, Any]) -> None:
         except FileNotFoundError:
             pass
         raise
+    _remove_stale_temporaries(path)
+
+
+#: A temporary file older than this (seconds) belongs to a writer that was killed.
+STALE_TEMPORARY_SECONDS = 3600.0
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete temporary files of ``path`` left by writers killed mid-write (SIGKILL, power
+    loss); recent ones may belong to a concurrent writer and are left alone."""
+    now = time.time()
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > STALE_TEMPORARY_SECONDS:
+                tmp.unlink()
+        except OSError:
+            pass
 
 
 def load_entry(path: Path, key: str) -> dict[str, Any] | None:
@@ -135,6 +165,55 @@ def load_entry(path: Path, key: str) -> dict[str, Any] | None:
     warnings.warn(f"cache entry {path} ignored and will be rebuilt: {problem}",
                   CacheWarning, stacklevel=2)
     return None
+
+
+def _load_weights(path: Path, key: str, module: torch.nn.Module) -> dict[str, Any] | None:
+    """:func:`load_entry`, plus a check that the stored weights fit ``module``.
+
+    An entry whose ``state_dict`` has other names, shapes or dtypes than the
+    module's, or that lacks ``history``/``seconds``, is reported with a
+    :class:`CacheWarning` and treated as missing (``None``), so a
+    module is never half-loaded.
+    """
+    payload = load_entry(path, key)
+    if payload is None:
+        return None
+    problem = None
+    state = payload.get("state_dict") if isinstance(payload, dict) else None
+    if not isinstance(state, dict) or not isinstance(payload.get("history"), dict) \
+            or not isinstance(payload.get("seconds"), (int, float)):
+        problem = "entry lacks state_dict, history or seconds"
+    else:
+        own = module.state_dict()
+        if set(state) != set(own):
+            problem = "stored weights have other names than the module's"
+        else:
+            for k, v in own.items():
+                s = state[k]
+                if not isinstance(s, torch.Tensor) or s.shape != v.shape or s.dtype != v.dtype:
+                    problem = f"stored weight {k!r} does not fit the module"
+                    break
+    if problem is not None:
+        warnings.warn(f"cache entry {path} ignored and will be rebuilt: {problem}",
+                      CacheWarning, stacklevel=3)
+        return None
+    return payload
+
+
+def _save_or_warn(path: Path, key: str, payload: dict[str, Any]) -> bool:
+    """:func:`save_entry`; an ``OSError`` becomes a :class:`CacheWarning`.
+
+    The work already happened: a cache that cannot be written (disk full,
+    read-only folder) must not throw the result away. Returns whether the
+    entry was written.
+    """
+    try:
+        save_entry(path, key, payload)
+    except OSError as err:
+        warnings.warn(f"cache entry {path} could not be written ({type(err).__name__}: "
+                      f"{err}); the result is used but not cached", CacheWarning, stacklevel=3)
+        return False
+    return True
 
 
 _ALLOWED_LEAVES = (torch.Tensor, str, int, float, bool, type(None))
@@ -175,6 +254,10 @@ def cached_result(name: str, config: dict[str, Any], compute: Any, *, cache: boo
     it is stored like trained weights: atomically, checksummed, loaded with
     ``weights_only=True``.
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name: expected a str, got {type(name).__name__}")
+    if not isinstance(config, dict):
+        raise TypeError(f"config: expected a dict, got {type(config).__name__}")
     if not callable(compute):
         raise TypeError(f"compute: expected a callable, got {type(compute).__name__}")
     key = config_key({"cached_result": name, **config})
@@ -186,5 +269,5 @@ def cached_result(name: str, config: dict[str, Any], compute: Any, *, cache: boo
     result = compute()
     _check_storable(result)
     if cache:
-        save_entry(path, key, {"result": result})
+        _save_or_warn(path, key, {"result": result})
     return result

@@ -91,16 +91,24 @@ class ImageDataset:
 
     def head(self, n: int | None) -> "ImageDataset":
         """The first ``n`` examples (all of them when ``n`` is ``None``)."""
+        _check_n(n)
         if n is None or n >= len(self):
             return self
-        if n <= 0:
-            raise ValueError(f"n: must be positive, got {n}")
         return ImageDataset(self.x[:n], self.y[:n], self.classes, self.name, self.source)
 
     def to(self, device: torch.device | str) -> "ImageDataset":
         return ImageDataset(
             self.x.to(device), self.y.to(device), self.classes, self.name, self.source
         )
+
+
+def _check_n(n: object) -> None:
+    if n is None:
+        return
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n: expected an int or None, got {type(n).__name__}")
+    if n <= 0:
+        raise ValueError(f"n: must be positive, got {n}")
 
 
 def data_dir() -> Path:
@@ -171,6 +179,7 @@ def _as_dataset(
     n: int | None,
     channels_last: bool = False,
 ) -> ImageDataset:
+    _check_n(n)
     xt = torch.as_tensor(np.asarray(x))
     if channels_last:
         xt = xt.permute(0, 3, 1, 2)
@@ -305,6 +314,7 @@ def digits(n: int | None = None) -> ImageDataset:
     """scikit-learn's 8x8 handwritten digits (1,797 images), for tiny tests."""
     from sklearn.datasets import load_digits
 
+    _check_n(n)
     bunch = load_digits()
     x = torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
     y = torch.as_tensor(bunch.target, dtype=torch.int64)
@@ -317,6 +327,7 @@ _LOADERS = {"fashion_mnist": fashion_mnist, "mnist": mnist, "cifar10": cifar10}
 
 def load_dataset(name: str, train: bool = True, n: int | None = None) -> ImageDataset:
     """Load a dataset by name: ``fashion_mnist``, ``mnist``, ``cifar10`` or ``digits``."""
+    _check_n(n)
     if name == "digits":
         return digits(n)
     if name not in _LOADERS:

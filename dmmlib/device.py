@@ -31,6 +31,8 @@ def get_device(prefer: str | None = None) -> torch.device:
     ValueError
         If the requested device name is unknown or CUDA is requested but absent.
     """
+    if prefer is not None and not isinstance(prefer, str):
+        raise TypeError(f"prefer: expected a device name (str), got {type(prefer).__name__}")
     name = prefer if prefer is not None else os.environ.get("DMM_DEVICE")
     if name is None or name == "":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -27,7 +27,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._validate import check_choice, check_int, check_nonnegative, check_positive, check_tensor
+from ._validate import (
+    check_choice,
+    check_int,
+    check_labels,
+    check_nonnegative,
+    check_positive,
+    check_tensor,
+)
 
 __all__ = ["Ensemble", "train_ensemble"]
 
@@ -99,7 +106,9 @@ class Ensemble:
 
     def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Accuracy of every model on ``(x, y)``, shape (M,)."""
-        pred = self.predict(x)
+        xt = check_tensor(x, "x", min_ndim=2)
+        check_labels(y, xt)
+        pred = self.predict(xt)
         return (pred == y.to(pred.device)).double().mean(1)
 
     def model(self, i: int) -> nn.Module:
@@ -195,6 +204,10 @@ def train_ensemble(
     n = x.shape[0]
     if n == 0:
         raise ValueError("x: empty dataset")
+    n_out = ens(x[:1].to(next(iter(ens.params.values())).dtype)).shape[-1]
+    if int(y.min()) < 0 or int(y.max()) >= n_out:
+        raise ValueError(f"y: labels must lie in [0, {n_out}) for models with {n_out} outputs, "
+                         f"found range [{int(y.min())}, {int(y.max())}]")
     bs = n if batch_size is None else check_int(batch_size, "batch_size", 1)
     check_choice(optimizer, "optimizer", ("sgd", "adam"))
     momentum = check_nonnegative(momentum, "momentum")

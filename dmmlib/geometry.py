@@ -225,7 +225,9 @@ def boundary_point_along(
         if y is None:
             yw = _predict(model, xw, batch_size)
         else:
-            yw = check_labels(y, xt).to(xw.device)
+            with torch.no_grad():
+                n_out = model(xw[:1]).shape[1]
+            yw = check_labels(y, xt, n_classes=n_out).to(xw.device)
         dist, found = _search_along(model, xw, dw, yw, max_distance, tol, n_scan, batch_size)
     point = (xw + _view(dist, xw) * dw).to(device=xt.device, dtype=xt.dtype)
     return BoundarySearch(point, dist.to(device=xt.device, dtype=xt.dtype), found.to(xt.device))

@@ -29,8 +29,10 @@ from ._validate import (
     check_images,
     check_int,
     check_nonnegative,
+    check_orthonormal,
     check_positive,
     check_tensor,
+    preserved_modes,
 )
 from .device import module_device
 
@@ -66,6 +68,12 @@ def _shape(input_shape: int | Sequence[int]) -> tuple[int, ...]:
     return shape
 
 
+def _check_latent(latent_dim: int, d: int) -> None:
+    if latent_dim > d:
+        raise ValueError(f"latent_dim: a code of size {latent_dim} is larger than the input "
+                         f"dimension D={d}; the learned manifold must have dimension <= D")
+
+
 class MLPAutoencoder(nn.Module):
     """Fully connected autoencoder with a k-dimensional code.
 
@@ -90,6 +98,7 @@ class MLPAutoencoder(nn.Module):
         if any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in hidden):
             raise ValueError(f"hidden: widths must be positive ints, got {tuple(hidden)}")
         d = math.prod(self.input_shape)
+        _check_latent(self.latent_dim, d)
         widths = [d, *hidden]
         enc: list[nn.Module] = [nn.Flatten()]
         for a, b in zip(widths[:-1], widths[1:]):
@@ -133,6 +142,7 @@ class ConvAutoencoder(nn.Module):
             raise ValueError(f"input_shape: H and W must be divisible by 4, got {shape}")
         self.input_shape = shape
         self.latent_dim = check_int(latent_dim, "latent_dim", 1)
+        _check_latent(self.latent_dim, c * h * w)
         check_int(width, "width", 1)
         flat = 2 * width * (h // 4) * (w // 4)
         self.encoder = nn.Sequential(
@@ -165,6 +175,7 @@ def _inputs(x: object, name: str = "x") -> torch.Tensor:
     return check_images(x, name)
 
 
+@torch.enable_grad()
 def fit_autoencoder(
     ae: nn.Module,
     x: Any,
@@ -210,7 +221,7 @@ def fit_autoencoder(
     gen = torch.Generator().manual_seed(seed)
     n = xt.shape[0]
     history: dict[str, list[float]] = {"loss": [], "mse": []}
-    was_training = ae.training
+    modes = [(m, m.training) for m in ae.modules()]  # restored per submodule
     bar = tqdm(total=epochs * ((n + batch_size - 1) // batch_size), desc="fit_autoencoder",
                disable=not _progress(progress), leave=False)
     try:
@@ -236,7 +247,8 @@ def fit_autoencoder(
             bar.set_postfix(mse=f"{mse:.4f}")
     finally:
         bar.close()
-        ae.train(was_training)
+        for module, training in modes:
+            module.training = training
     return history
 
 
@@ -263,7 +275,7 @@ def fit_autoencoder_cached(
     the weights), ``cached`` (whether they were loaded) and ``path``.
     """
     from . import __version__
-    from .cache import config_key, entry_path, load_entry, save_entry
+    from .cache import _load_weights, _save_or_warn, config_key, entry_path
     from .train import tensor_fingerprint
 
     if not isinstance(ae, nn.Module):
@@ -285,7 +297,7 @@ def fit_autoencoder_cached(
     })
     path = entry_path(key, name) if cache else None
     if path is not None:
-        payload = load_entry(path, key)
+        payload = _load_weights(path, key, ae)
         if payload is not None:
             ae.load_state_dict(payload["state_dict"])
             return {"history": payload["history"], "seconds": payload["seconds"],
@@ -295,7 +307,8 @@ def fit_autoencoder_cached(
     seconds = time.perf_counter() - start
     if path is not None:
         state = {k: v.detach().cpu() for k, v in ae.state_dict().items()}
-        save_entry(path, key, {"state_dict": state, "history": history, "seconds": seconds})
+        _save_or_warn(path, key, {"state_dict": state, "history": history,
+                                  "seconds": seconds})
     return {"history": history, "seconds": seconds, "cached": False, "path": path}
 
 
@@ -348,12 +361,9 @@ def decoder_jacobian(decoder: nn.Module, z: torch.Tensor, *,
         out = torch.func.functional_call(dec, (params, buffers), (code.unsqueeze(0),))
         return out.reshape(-1)
 
-    was_training = dec.training
-    dec.eval()
-    try:
+    with preserved_modes(dec):
+        dec.eval()
         jac = torch.func.vmap(torch.func.jacfwd(single), chunk_size=chunk_size)(zt.detach())
-    finally:
-        dec.train(was_training)
     return jac
 
 
@@ -392,13 +402,12 @@ def tangent_basis_at(ae: nn.Module, x: torch.Tensor, *,
     if not isinstance(ae, nn.Module) or not hasattr(ae, "encoder") or not hasattr(ae, "decoder"):
         raise TypeError("ae: expected an autoencoder module with .encoder and .decoder")
     xt = check_tensor(x, "x", min_ndim=2)
-    was_training = ae.training
-    ae.eval()
-    try:
+    if xt.shape[0] == 0:
+        raise ValueError("x: empty batch")
+    with preserved_modes(ae):
+        ae.eval()
         with torch.no_grad():
             z = ae.encoder(xt.to(module_device(ae)))
-    finally:
-        ae.train(was_training)
     return tangent_basis(ae.decoder, z, chunk_size=chunk_size)
 
 
@@ -435,9 +444,9 @@ def split_on_off_manifold(v: torch.Tensor, U: torch.Tensor) -> Split:
     ``off = v - on``, computed in the promoted dtype of ``v`` and ``U``.
     """
     vt = check_tensor(v, "v", min_ndim=2)
+    if isinstance(U, torch.Tensor) and U.device != vt.device:
+        raise ValueError(f"U: is on {U.device} but v is on {vt.device}; move one of them")
     Ut = check_basis(U, vt, "U")
-    if Ut.device != vt.device:
-        raise ValueError(f"U: is on {Ut.device} but v is on {vt.device}")
     dtype = torch.promote_types(vt.dtype, Ut.dtype)
     flat = vt.reshape(vt.shape[0], -1).to(dtype)
     Ud = Ut.to(dtype)
@@ -552,10 +561,14 @@ def principal_angles(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     Uses the sine formulation for accuracy at small angles.
     """
     At = check_tensor(A, "A", min_ndim=2)
+    if isinstance(B, torch.Tensor) and B.device != At.device:
+        raise ValueError(f"B: is on {B.device} but A is on {At.device}; move one of them")
     Bt = check_tensor(B, "B", min_ndim=2)
     if At.shape[:-1] != Bt.shape[:-1]:
         raise ValueError(f"B: shape {tuple(Bt.shape)} does not match A's {tuple(At.shape)} "
                          "except in the last dimension")
+    check_orthonormal(At, "A")
+    check_orthonormal(Bt, "B")
     dtype = torch.promote_types(At.dtype, Bt.dtype)
     At, Bt = At.to(dtype), Bt.to(dtype)
     if At.shape[-1] > Bt.shape[-1]:

@@ -21,10 +21,16 @@ class Normalize(nn.Module):
 
     def __init__(self, mean: Sequence[float] | float, std: Sequence[float] | float) -> None:
         super().__init__()
-        mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
-        std_t = torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
-        if torch.any(std_t <= 0):
-            raise ValueError(f"std: must be positive, got {std}")
+        try:
+            mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1)
+            std_t = torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"mean, std: expected numbers or sequences of numbers, got "
+                            f"{mean!r}, {std!r}") from err
+        if not bool(torch.isfinite(mean_t).all()):
+            raise ValueError(f"mean: must be finite, got {mean}")
+        if not bool(torch.isfinite(std_t).all()) or torch.any(std_t <= 0):
+            raise ValueError(f"std: must be positive and finite, got {std}")
         self.register_buffer("mean", mean_t)
         self.register_buffer("std", std_t)
 
@@ -54,6 +60,10 @@ class MLP(nn.Module):
         std: float = 1.0,
     ) -> None:
         super().__init__()
+        for value, label in ((in_features, "in_features"), (n_classes, "n_classes"),
+                             *((h, "hidden") for h in hidden)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{label}: expected an int, got {value!r}")
         if in_features <= 0 or n_classes <= 0 or any(h <= 0 for h in hidden):
             raise ValueError(
                 f"MLP: sizes must be positive (in_features={in_features}, "
@@ -100,6 +110,12 @@ class SmallCNN(nn.Module):
         width: int = 32,
     ) -> None:
         super().__init__()
+        for value, label in ((in_channels, "in_channels"), (n_classes, "n_classes"),
+                             (image_size, "image_size"), (width, "width")):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{label}: expected an int, got {value!r}")
+            if value <= 0:
+                raise ValueError(f"{label}: must be positive, got {value}")
         if image_size % 4:
             raise ValueError(f"image_size: must be divisible by 4, got {image_size}")
         self.normalize = Normalize(mean, std)

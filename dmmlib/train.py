@@ -21,7 +21,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import __version__
-from .cache import config_key, entry_path, load_entry, save_entry
+from . import _validate as V
+from .cache import _load_weights, _save_or_warn, config_key, entry_path
 from .data import ImageDataset
 from .device import module_device
 
@@ -47,8 +48,8 @@ def progress_enabled(progress: bool | None) -> bool:
 
 def _unpack(data: Data, name: str = "data") -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(data, ImageDataset):
-        return data.x, data.y
-    if isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = data.x, data.y
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
         x, y = data
         if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
             raise TypeError(f"{name}: expected tensors (x, y)")
@@ -59,11 +60,30 @@ def _unpack(data: Data, name: str = "data") -> tuple[torch.Tensor, torch.Tensor]
                              f"{x.shape[0]} samples; expected ({x.shape[0]},)")
         if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
             raise TypeError(f"{name}: y must hold integer class labels, got {y.dtype}")
-        return x, y.long()
-    raise TypeError(f"{name}: expected an ImageDataset or a tuple (x, y), "
-                    f"got {type(data).__name__}")
+    else:
+        raise TypeError(f"{name}: expected an ImageDataset or a tuple (x, y), "
+                        f"got {type(data).__name__}")
+    if x.ndim < 2:
+        raise ValueError(f"{name}: x must be a batch (N, ...), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name}: empty dataset (x has shape {tuple(x.shape)})")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name}: x contains NaN or infinite values")
+    if int(y.min()) < 0:
+        raise ValueError(f"{name}: labels y must be >= 0, found {int(y.min())}")
+    return x, y.long()
 
 
+def _check_label_range(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                       name: str = "data") -> None:
+    """Labels must index the model's outputs (one sample is evaluated to count them)."""
+    n_out = V.output_size(model, x)
+    if int(y.max()) >= n_out:
+        raise ValueError(f"{name}: labels y must lie in [0, {n_out}) for a model with "
+                         f"{n_out} outputs, found {int(y.max())}")
+
+
+@torch.enable_grad()
 def fit(
     model: nn.Module,
     data: Data,
@@ -96,25 +116,32 @@ def fit(
         the global 0-based index of that step (e.g. a
         :class:`dmmlib.geometry.GeometryRecorder`).
 
-    The model is left in the mode (train/eval) it was given in.
+    The model is left in the mode (train/eval) it was given in (every
+    submodule's own flag). Gradients are enabled inside, so calling it under
+    ``torch.no_grad()`` trains all the same.
     """
+    V.check_model(model)
     x, y = _unpack(data)
-    if epochs < 0 or batch_size <= 0:
-        raise ValueError(f"epochs must be >= 0 and batch_size > 0, got {epochs}, {batch_size}")
-    if not (lr > 0) or not (weight_decay >= 0):
-        raise ValueError(f"lr must be > 0 and weight_decay >= 0, got {lr}, {weight_decay}")
+    V.check_int(epochs, "epochs", 0)
+    V.check_int(batch_size, "batch_size", 1)
+    lr = V.check_positive(lr, "lr")
+    weight_decay = V.check_nonnegative(weight_decay, "weight_decay")
+    momentum = V.check_nonnegative(momentum, "momentum")
+    V.check_int(seed, "seed", 0)
+    V.check_choice(optimizer, "optimizer", ("adam", "sgd"))
+    V.check_callable(perturb, "perturb")
+    V.check_callable(callback, "callback")
+    _check_label_range(model, x, y)
     device = module_device(model)
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "adam":
         opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    elif optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     else:
-        raise ValueError(f"optimizer: unknown optimizer {optimizer!r}; use 'adam' or 'sgd'")
+        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)
     n = x.shape[0]
     history: dict[str, list[float]] = {"loss": [], "train_acc": []}
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # restored per submodule
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     bar = tqdm(total=epochs * ((n + batch_size - 1) // batch_size), desc="fit",
                disable=not progress_enabled(progress), leave=False)
@@ -148,33 +175,42 @@ def fit(
             bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", acc=f"{history['train_acc'][-1]:.3f}")
     finally:
         bar.close()
-        model.train(was_training)
+        for module, training in modes:
+            module.training = training
     return history
 
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Predicted classes for ``x`` (on ``x``'s device), in eval mode, caller's mode restored."""
+    """Predicted classes for ``x`` (on ``x``'s device), in eval mode, caller's mode restored.
+
+    ``x`` is moved to the model's device and cast to its floating dtype.
+    """
+    V.check_model(model)
+    V.check_tensor(x, "x", min_ndim=1)
+    V.check_int(batch_size, "batch_size", 1)
     device = module_device(model)
-    was_training = model.training
-    model.eval()
-    try:
-        out = [model(x[i : i + batch_size].to(device)).argmax(1) for i in range(0, x.shape[0], batch_size)]
-    finally:
-        model.train(was_training)
+    dtype = next((t.dtype for t in [*model.parameters(), *model.buffers()]
+                  if t.is_floating_point()), x.dtype)  # float64 data, float32 model: fine
+    with V.preserved_modes(model):
+        model.eval()
+        out = [model(x[i : i + batch_size].to(device=device, dtype=dtype)).argmax(1)
+               for i in range(0, x.shape[0], batch_size)]
     return torch.cat(out).to(x.device) if out else torch.empty(0, dtype=torch.int64, device=x.device)
 
 
 def accuracy(model: nn.Module, data: Data, batch_size: int = 1024) -> float:
     """Fraction of ``data`` that ``model`` classifies correctly."""
+    V.check_model(model)
     x, y = _unpack(data)
-    if x.shape[0] == 0:
-        raise ValueError("data: empty dataset")
+    _check_label_range(model, x, y)
     return float((predict(model, x, batch_size) == y.to(x.device)).float().mean())
 
 
 def tensor_fingerprint(t: torch.Tensor) -> str:
     """SHA-256 of a tensor's shape, dtype and bytes (for cache keys)."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"t: expected a torch.Tensor, got {type(t).__name__}")
     h = hashlib.sha256(f"{tuple(t.shape)}|{t.dtype}".encode())
     h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
@@ -194,6 +230,16 @@ def train_cached(
     The key hashes the model's architecture and *initial* weights, the training
     data, every keyword passed on to :func:`fit`, ``extra_key`` and the dmmlib
     version. A ``perturb`` hook cannot be hashed: describe it in ``extra_key``.
+    A ``callback`` is refused: on a cache hit it would never be called. To
+    cache what a callback records, wrap the whole recording run (training
+    included) in :func:`dmmlib.cache.cached_result`.
+
+    A cache entry that is unreadable or does not fit ``model`` (missing or
+    extra weights, other shapes) is reported with a
+    :class:`~dmmlib.cache.CacheWarning` and the model is trained again; if the
+    new weights cannot be written (disk full, read-only folder) a
+    :class:`~dmmlib.cache.CacheWarning` says so and the trained model is
+    returned all the same.
 
     Returns
     -------
@@ -201,6 +247,14 @@ def train_cached(
     run that produced the weights), ``cached`` (whether they were loaded) and
     ``path`` (the cache file, or ``None``).
     """
+    V.check_model(model)
+    if fit_kwargs.get("callback") is not None:
+        raise ValueError(
+            "callback: train_cached does not take a callback: on a cache hit training is "
+            "skipped, so the callback would never be called (and an object in the cache key "
+            "makes every run a cache miss). Cache the recording run instead: "
+            "dmmlib.cache.cached_result(name, config, compute), where compute() calls "
+            "fit(model, data, callback=recorder) and returns what the recorder measured")
     x, y = _unpack(data)
     if "perturb" in fit_kwargs and fit_kwargs["perturb"] is not None and not extra_key:
         raise ValueError("train_cached: a perturb hook must be described in extra_key")
@@ -221,7 +275,7 @@ def train_cached(
     })
     path = entry_path(key, name) if cache else None
     if path is not None:
-        payload = load_entry(path, key)
+        payload = _load_weights(path, key, model)
         if payload is not None:
             model.load_state_dict(payload["state_dict"])
             return {"history": payload["history"], "seconds": payload["seconds"],
@@ -231,5 +285,7 @@ def train_cached(
     seconds = time.perf_counter() - start
     if path is not None:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        save_entry(path, key, {"state_dict": state, "history": history, "seconds": seconds})
+        _save_or_warn(path, key, {"state_dict": state, "history": history,
+                                  "seconds": seconds})
     return {"history": history, "seconds": seconds, "cached": False, "path": path}
+

@@ -1,0 +1,438 @@
+"""Library functions never change global state they do not restore.
+
+Every public function of dmmlib is called (cheaply) from :data:`REGISTRY`, once
+with gradients on and once under ``torch.no_grad()``, and a snapshot of the
+global state is compared before and after: the torch, NumPy and Python RNG
+states, grad mode, inference mode, anomaly mode, default dtype, deterministic
+algorithms, float32 matmul precision, intra-op threads, NumPy print and error
+options, the environment, the working directory, the warning filters and
+matplotlib's rcParams. The models passed in keep every submodule's train/eval
+flag, and their weights, unless training them is the point.
+
+An entry may be allowed to change one thing *because it is asked to*:
+``rng`` (it draws from the global RNG by design: model constructors, ``pgd``
+without ``seed``, ``seed_everything``), ``rc`` (``plot.set_style``) or
+``weights`` (training functions). Everything else must come back as it was.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import os
+import random
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+import dmmlib  # noqa: E402
+import dmmlib.attacks as A  # noqa: E402
+from dmmlib import (  # noqa: E402
+    cache,
+    data,
+    device,
+    ensemble,
+    geometry,
+    manifold,
+    models,
+    nb,
+    plot,
+    profiles,
+    scoreboard,
+    synthetic,
+    train,
+)
+
+# Public names that are plain types or constants, not functions that do work.
+EXEMPT = {
+    "cache.CacheWarning", "data.DatasetUnavailableError", "data.DEBIAN_FASHION_MNIST",
+    "data.LABEL_RULES", "synthetic.LABEL_RULES", "geometry.BoundarySearch",
+    "geometry.Clinging", "geometry.DimpleDepth", "geometry.Grid2D", "geometry.Surface3D",
+    "manifold.Split", "manifold.SubspaceBaseline", "plot.PALETTE", "plot.CONCEPT_COLORS",
+    "plot.TOY_CLASS_COLORS", "profiles.PROFILES", "scoreboard.Entry",
+}
+# dmmlib.data re-exports dmmlib.synthetic: the same objects, checked once.
+ALIASES = {f"data.{n}": f"synthetic.{n}" for n in synthetic.__all__}
+
+
+class Ctx:
+    """Small inputs for every call; built fresh for each test."""
+
+    def __init__(self, tmp: Path) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.tmp = tmp
+        self.model = self._mlp(64, 10, seed=0)
+        self.ds = data.digits(n=24)
+        self.x, self.y = self.ds.x[:6], self.ds.y[:6]
+        self.U = manifold.random_orthonormal_basis(6, 64, 3, g)
+        self.ae = manifold.MLPAutoencoder((1, 8, 8), 3, hidden=(16,))
+        self.toy = synthetic.linear_subspace(3, 1, 20, seed=0)
+        self.toy_model = self._mlp(3, 2, seed=1)
+        self.box = self._mlp(2, 2, seed=2)
+        self.cube = self._mlp(3, 2, seed=3)
+        self.g = torch.Generator().manual_seed(1)
+
+    @staticmethod
+    def _mlp(d: int, k: int, seed: int) -> nn.Module:
+        state = torch.get_rng_state()
+        torch.manual_seed(seed)
+        m = models.MLP(d, (8,), k)
+        torch.set_rng_state(state)
+        return m
+
+    def models(self) -> list[nn.Module]:
+        """Every module a call may touch (their modes must survive)."""
+        return [self.model, self.ae, self.toy_model, self.box, self.cube]
+
+
+def _idx(path: Path) -> Path:
+    arr = np.arange(12, dtype=np.uint8).reshape(3, 2, 2)
+    path.write_bytes(bytes([0, 0, 8, 3]) + b"".join(int(d).to_bytes(4, "big")
+                                                    for d in arr.shape) + arr.tobytes())
+    return path
+
+
+def _fake_fashion(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix in ("train", "t10k"):
+        imgs = np.zeros((4, 28, 28), dtype=np.uint8)
+        for name, arr in ((f"{prefix}-images-idx3-ubyte", imgs),
+                          (f"{prefix}-labels-idx1-ubyte", np.arange(4, dtype=np.uint8))):
+            (folder / name).write_bytes(bytes([0, 0, 8, arr.ndim]) + b"".join(
+                int(d).to_bytes(4, "big") for d in arr.shape) + arr.tobytes())
+    return folder
+
+
+def _offline(c: Ctx, loader: Callable) -> None:
+    """A loader whose download fails: the error path must leave the state alone too."""
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    saved = data._torchvision_dataset, data.DEBIAN_FASHION_MNIST, data.data_dir
+    data._torchvision_dataset = offline
+    data.DEBIAN_FASHION_MNIST = c.tmp / "no-debian-package"
+    data.data_dir = lambda: c.tmp / "no-download-cache"
+    try:
+        with pytest.raises(data.DatasetUnavailableError):
+            loader()
+    finally:
+        data._torchvision_dataset, data.DEBIAN_FASHION_MNIST, data.data_dir = saved
+
+
+def _recorder(c: Ctx) -> geometry.GeometryRecorder:
+    return geometry.GeometryRecorder(c.toy.x, c.toy.y, c.toy.tangent, every=2, n_scan=4)
+
+
+def _grid(c: Ctx):
+    return geometry.decision_grid_2d(c.box, resolution=5)
+
+
+# name -> (call(ctx), things it may change because it is asked to)
+REGISTRY: dict[str, tuple[Callable[[Ctx], object], frozenset[str]]] = {}
+
+
+def register(name: str, allowed: tuple[str, ...] = ()):
+    def deco(fn: Callable[[Ctx], object]) -> Callable[[Ctx], object]:
+        REGISTRY[name] = (fn, frozenset(allowed))
+        return fn
+    return deco
+
+
+def _add(name: str, fn: Callable[[Ctx], object], *allowed: str) -> None:
+    REGISTRY[name] = (fn, frozenset(allowed))
+
+
+# --- attacks
+_add("attacks.fgsm", lambda c: A.fgsm(c.model, c.x, c.y, [0.05, 0.1], return_success=True))
+_add("attacks.pgd", lambda c: A.pgd(c.model, c.x, c.y, 0.1, steps=2, restarts=2, seed=0,
+                                    progress=False))
+_add("attacks.pgd[subspace]", lambda c: A.pgd(c.model, c.x, c.y, 0.5, norm=2, steps=2,
+                                              subspace=c.U, seed=0, progress=False))
+_add("attacks.pgd[global rng]", lambda c: A.pgd(c.model, c.x, c.y, 0.1, steps=2,
+                                                progress=False), "rng")
+_add("attacks.deepfool", lambda c: A.deepfool(c.model, c.x, c.y, steps=3, progress=False))
+_add("attacks.minimal_l2", lambda c: A.minimal_l2(c.model, c.x, c.y, steps=3, progress=False))
+_add("attacks.carlini_wagner_l2", lambda c: A.carlini_wagner_l2(
+    c.model, c.x, c.y, binary_search_steps=1, steps=2, progress=False))
+_add("attacks.lbfgs", lambda c: A.lbfgs(c.model, c.x, c.y, target="random", seed=0,
+                                        search_steps=1, steps=2, progress=False))
+_add("attacks.robustness_curve", lambda c: A.robustness_curve(
+    c.model, c.x, c.y, [0.0, 0.1], steps=2, seed=0, progress=False))
+_add("attacks.robustness_curve[minimal]", lambda c: A.robustness_curve(
+    c.model, c.x, c.y, [0.5], attack="deepfool", steps=2, progress=False))
+# --- cache
+_add("cache.cache_dir", lambda c: cache.cache_dir())
+_add("cache.config_key", lambda c: cache.config_key({"a": [1, 2.0, "x"]}))
+_add("cache.entry_path", lambda c: cache.entry_path("ab" * 32, "net"))
+_add("cache.save_entry", lambda c: cache.save_entry(c.tmp / "e.pt", "k", {"w": torch.ones(2)}))
+
+
+@register("cache.load_entry")
+def _(c: Ctx):
+    cache.save_entry(c.tmp / "f.pt", "k", {"w": torch.ones(2)})
+    (c.tmp / "bad.pt").write_bytes(b"garbage")
+    with pytest.warns(cache.CacheWarning):
+        cache.load_entry(c.tmp / "bad.pt", "k")
+    return cache.load_entry(c.tmp / "f.pt", "k")
+
+
+_add("cache.module_fingerprint", lambda c: cache.module_fingerprint(c.model))
+_add("cache.cached_result", lambda c: [cache.cached_result("g", {"i": 1}, lambda: {"v": 1.0})
+                                       for _ in range(2)])
+# --- data
+_add("data.data_dir", lambda c: data.data_dir())
+_add("data.read_idx", lambda c: data.read_idx(_idx(c.tmp / "a.idx")))
+_add("data.fashion_mnist", lambda c: data.fashion_mnist(root=_fake_fashion(c.tmp / "fm"), n=2))
+_add("data.fashion_mnist[offline]", lambda c: _offline(
+    c, lambda: data.fashion_mnist(root=c.tmp / "none")))
+_add("data.mnist", lambda c: _offline(c, lambda: data.mnist(root=c.tmp / "none")))
+_add("data.cifar10", lambda c: _offline(c, lambda: data.cifar10(root=c.tmp / "none")))
+_add("data.digits", lambda c: data.digits(n=5))
+_add("data.load_dataset", lambda c: data.load_dataset("digits", n=5))
+_add("data.ImageDataset", lambda c: c.ds.head(3).to("cpu"))
+# --- device
+_add("device.get_device", lambda c: device.get_device("cpu"))
+_add("device.seed_everything", lambda c: device.seed_everything(3), "rng")
+_add("device.module_device", lambda c: device.module_device(c.model))
+# --- ensemble
+_add("ensemble.Ensemble", lambda c: (lambda e: (e(c.toy.x), e.predict(c.toy.x),
+                                               e.accuracy(c.toy.x, c.toy.y), e.models()))(
+    ensemble.Ensemble.from_models([c.toy_model, c.toy_model])))
+_add("ensemble.train_ensemble", lambda c: ensemble.train_ensemble(
+    [c.toy_model, c.toy_model], (c.toy.x, c.toy.y), epochs=2, batch_size=8,
+    callback=_recorder(c), progress=False))
+# --- geometry
+_add("geometry.boundary_point_along", lambda c: geometry.boundary_point_along(
+    c.model, c.x, torch.ones_like(c.x), n_scan=4))
+_add("geometry.nearest_boundary_point", lambda c: geometry.nearest_boundary_point(
+    c.model, c.x, c.y, steps=3, progress=False))
+_add("geometry.logit_margin", lambda c: geometry.logit_margin(c.model, c.x, c.y))
+_add("geometry.boundary_normal", lambda c: geometry.boundary_normal(c.model, c.x, c.y))
+_add("geometry.clinging", lambda c: geometry.clinging(c.x, c.U))
+_add("geometry.dimple_depth", lambda c: geometry.dimple_depth(c.model, c.x, c.y, c.U,
+                                                              n_scan=4))
+_add("geometry.GeometryRecorder", lambda c: train.fit(
+    c.toy_model, (c.toy.x, c.toy.y), epochs=1, batch_size=8, callback=_recorder(c),
+    progress=False), "weights")
+_add("geometry.decision_grid_2d", _grid)
+_add("geometry.decision_surface_3d", lambda c: geometry.decision_surface_3d(c.cube,
+                                                                            resolution=4))
+_add("geometry.marching_tetrahedra", lambda c: geometry.marching_tetrahedra(
+    torch.linspace(-1, 1, 27).reshape(3, 3, 3)))
+# --- manifold
+_add("manifold.MLPAutoencoder", lambda c: manifold.MLPAutoencoder(8, 2)(torch.rand(3, 8)),
+     "rng")
+_add("manifold.ConvAutoencoder", lambda c: manifold.ConvAutoencoder(
+    (1, 4, 4), 2, width=2)(torch.rand(2, 1, 4, 4)), "rng")
+_add("manifold.fit_autoencoder", lambda c: manifold.fit_autoencoder(
+    c.ae, c.ds.x, epochs=1, batch_size=8, progress=False), "weights")
+_add("manifold.fit_autoencoder_cached", lambda c: [manifold.fit_autoencoder_cached(
+    c.ae, c.ds.x, epochs=1, batch_size=8, progress=False) for _ in range(2)], "weights")
+_add("manifold.decoder_jacobian", lambda c: manifold.decoder_jacobian(c.ae.decoder,
+                                                                      torch.zeros(2, 3)))
+_add("manifold.tangent_basis", lambda c: manifold.tangent_basis(c.ae.decoder, torch.zeros(2, 3),
+                                                                chunk_size=1))
+_add("manifold.tangent_basis_at", lambda c: manifold.tangent_basis_at(c.ae, c.x))
+_add("manifold.split_on_off_manifold", lambda c: manifold.split_on_off_manifold(c.x, c.U))
+_add("manifold.random_orthonormal_basis", lambda c: manifold.random_orthonormal_basis(
+    2, 5, 2, c.g))
+_add("manifold.random_orthonormal_basis[global rng]",
+     lambda c: manifold.random_orthonormal_basis(2, 5, 2), "rng")
+_add("manifold.random_subspace_fractions", lambda c: manifold.random_subspace_fractions(
+    c.x, 3, c.g))
+_add("manifold.random_subspace_baseline", lambda c: manifold.random_subspace_baseline(
+    10, 3, n_samples=100, generator=c.g))
+_add("manifold.principal_angles", lambda c: manifold.principal_angles(c.U, c.U[:, :, :2]))
+# --- models
+_add("models.Normalize", lambda c: models.Normalize([0.5], [0.25])(c.x))
+_add("models.MLP", lambda c: models.MLP(64, (4,), 3)(c.x), "rng")
+_add("models.SmallCNN", lambda c: models.SmallCNN(width=2, image_size=8)(c.x), "rng")
+_add("models.count_parameters", lambda c: models.count_parameters(c.model))
+# --- notebooks and figures
+_add("nb.glue", lambda c: nb.glue("answer", "42"))
+_add("nb.in_colab", lambda c: nb.in_colab())
+_add("nb.static_figures", lambda c: nb.static_figures())
+_add("nb.explore", lambda c: nb.explore(lambda v, ax: ax.plot([0, v]), [1, 2, 3], label="v"))
+_add("nb.profile_note", lambda c: nb.profile_note(profiles.get_profile("ci"), "cpu",
+                                                  "trains longer"))
+_add("plot.set_style", lambda c: plot.set_style(), "rc")
+_add("plot.show_images", lambda c: plot.show_images(c.x, titles=list("abcdef"), ncols=3))
+_add("plot.show_perturbation", lambda c: plot.show_perturbation(
+    c.x[0] - c.x[1], plt.subplots()[1], "d"))
+_add("plot.adversarial_grid", lambda c: plot.adversarial_grid(
+    c.x, c.x.flip(0), c.y.tolist(), c.y.tolist(), [str(i) for i in range(10)], n=2))
+if hasattr(plot, "seed_band"):
+    _add("plot.seed_band", lambda c: plot.seed_band(plt.subplots()[1], [0, 1],
+                                                    torch.rand(3, 2, generator=c.g),
+                                                    "#000000"))
+if hasattr(plot, "decision_boundary_2d"):
+    _add("plot.decision_boundary_2d", lambda c: plot.decision_boundary_2d(
+        plt.subplots()[1], _grid(c), torch.rand(4, 2, generator=c.g),
+        torch.tensor([0, 1, 0, 1])))
+if hasattr(plot, "decision_surface_snapshot"):
+    _add("plot.decision_surface_snapshot", lambda c: plot.decision_surface_snapshot(
+        plt.figure().add_subplot(projection="3d"),
+        geometry.decision_surface_3d(c.cube, resolution=4), torch.rand(4, 3, generator=c.g),
+        torch.tensor([0, 1, 0, 1])))
+# --- profiles, scoreboard
+_add("profiles.get_profile", lambda c: profiles.get_profile("ci").replace(epochs=1))
+_add("profiles.profile_name", lambda c: profiles.profile_name())
+_add("profiles.Profile", lambda c: profiles.Profile(**{**profiles.PROFILES["ci"].__dict__,
+                                                        "name": "x"}))
+_add("scoreboard.record", lambda c: scoreboard.record(
+    "k", chapter="c", quantity="q", ours=1.0, published=1.0, source="s", rel_tol=0.1,
+    profile="ci"))
+_add("scoreboard.load", lambda c: scoreboard.load("ci"))
+_add("scoreboard.scoreboard_path", lambda c: scoreboard.scoreboard_path("ci"))
+_add("scoreboard.clear", lambda c: scoreboard.clear("ci"))
+# --- synthetic
+_add("synthetic.orthonormal_basis", lambda c: synthetic.orthonormal_basis(5, 2, seed=1))
+_add("synthetic.label_coordinates", lambda c: synthetic.label_coordinates(
+    torch.rand(6, 2, generator=c.g), "checkerboard"))
+_add("synthetic.linear_subspace", lambda c: synthetic.linear_subspace(4, 2, 10, seed=1))
+_add("synthetic.sinusoidal_surface", lambda c: synthetic.sinusoidal_surface(4, 2, 10, seed=1))
+_add("synthetic.sphere_patch", lambda c: synthetic.sphere_patch(4, 2, 10, seed=1))
+_add("synthetic.five_points_line", lambda c: synthetic.five_points_line())
+_add("synthetic.checkerboard_plane", lambda c: synthetic.checkerboard_plane(2))
+_add("synthetic.ManifoldDataset", lambda c: c.toy.to("cpu"))
+# --- training
+_add("train.fit", lambda c: train.fit(c.model, (c.ds.x, c.ds.y), epochs=1, batch_size=8,
+                                      progress=False), "weights")
+_add("train.predict", lambda c: train.predict(c.model, c.x, batch_size=4))
+_add("train.accuracy", lambda c: train.accuracy(c.model, c.ds))
+_add("train.train_cached", lambda c: [train.train_cached(c.model, c.ds, epochs=1, batch_size=8,
+                                                         progress=False) for _ in range(2)],
+     "weights")
+_add("train.tensor_fingerprint", lambda c: train.tensor_fingerprint(c.x))
+_add("train.progress_enabled", lambda c: train.progress_enabled(None))
+_add("validation-error", lambda c: pytest.raises(ValueError, A.pgd, c.model, c.x * 2, c.y, 0.1))
+
+COVERED_MODULES = ("attacks", "cache", "data", "device", "ensemble", "geometry", "manifold",
+                   "models", "nb", "plot", "profiles", "scoreboard", "synthetic", "train")
+
+
+# --------------------------------------------------------------------------- the snapshot
+def _snapshot() -> dict[str, object]:
+    return {
+        "torch RNG": torch.get_rng_state(),
+        "numpy RNG": np.random.get_state(),
+        "python RNG": random.getstate(),
+        "grad mode": torch.is_grad_enabled(),
+        "inference mode": torch.is_inference_mode_enabled(),
+        "anomaly mode": torch.is_anomaly_enabled(),
+        "default dtype": torch.get_default_dtype(),
+        "deterministic algorithms": torch.are_deterministic_algorithms_enabled(),
+        "matmul precision": torch.get_float32_matmul_precision(),
+        "threads": torch.get_num_threads(),
+        "numpy print options": np.get_printoptions(),
+        "numpy errors": np.geterr(),
+        "environment": dict(os.environ),
+        "working directory": os.getcwd(),
+        "warning filters": list(warnings.filters),
+        "rcParams": copy.deepcopy(dict(matplotlib.rcParams)),
+    }
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)
+    if isinstance(a, tuple) and a and isinstance(a[0], str) and a[0] == "MT19937":
+        return a[0] == b[0] and np.array_equal(a[1], b[1]) and a[2:] == b[2:]
+    return a == b
+
+
+def _diff(before: dict, after: dict, allowed: frozenset[str]) -> list[str]:
+    skip = set()
+    if "rng" in allowed:
+        skip |= {"torch RNG", "numpy RNG", "python RNG"}
+    if "rc" in allowed:
+        skip.add("rcParams")
+    return [k for k in before if k not in skip and not _same(before[k], after[k])]
+
+
+@pytest.fixture
+def ctx(tmp_path, monkeypatch):
+    monkeypatch.setenv("DMM_STATIC_FIGURES", "1")
+    monkeypatch.chdir(tmp_path)
+    matplotlib.rcParams.update({"figure.dpi": 72.0})  # not the book's style: set_style shows
+    c = Ctx(tmp_path)
+    yield c
+    plt.close("all")
+
+
+@pytest.mark.parametrize("grad", [True, False], ids=["grad", "no_grad"])
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_public_function_restores_global_state(name, grad, ctx):
+    call, allowed = REGISTRY[name]
+    mods = ctx.models()
+    for i, m in enumerate(mods):  # unusual modes: the train/eval flag of each submodule
+        m.train(i % 2 == 0)
+        next(iter(m.children())).train(i % 2 == 1)
+    modes = [[s.training for s in m.modules()] for m in mods]
+    weights = [{k: v.clone() for k, v in m.state_dict().items()} for m in mods]
+    with torch.set_grad_enabled(grad), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the filters are compared as saved by catch_warnings
+        before = _snapshot()
+        call(ctx)
+        after = _snapshot()
+    changed = _diff(before, after, allowed)
+    if changed and set(changed) <= {"warning filters", "environment"} and all(
+            k.startswith("TORCH") for k in set(before["environment"]) ^ set(
+                after["environment"])):
+        # torch adds warning filters (and sets TORCHINDUCTOR_CACHE_DIR) when it lazily
+        # imports a submodule on first use, once per process: a second call must leave
+        # everything alone
+        with torch.set_grad_enabled(grad), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            before = _snapshot()
+            call(ctx)
+            after = _snapshot()
+        changed = _diff(before, after, allowed)
+    assert not changed, f"{name} changed global state: {changed}"
+    assert [[s.training for s in m.modules()] for m in mods] == modes, "train/eval modes"
+    if "weights" not in allowed:
+        for m, w in zip(mods, weights):
+            assert all(torch.equal(v, w[k]) for k, v in m.state_dict().items()), "weights"
+
+
+def test_rng_consumers_are_the_ones_allowed():
+    """The entries allowed to consume the global RNG really need it: their seeded
+    counterparts (pgd with seed, random bases with a generator) leave it alone (checked
+    above); and seed_everything really sets every RNG."""
+    device.seed_everything(7)
+    a = (torch.rand(2), np.random.rand(), random.random())
+    device.seed_everything(7)
+    b = (torch.rand(2), np.random.rand(), random.random())
+    assert torch.equal(a[0], b[0]) and a[1:] == b[1:]
+
+
+def test_every_public_function_is_checked():
+    """Every public callable of the covered modules has an entry in REGISTRY.
+
+    Modules added to dmmlib later, and names added to a covered module after this
+    file was written, are listed in a skip message (not a failure): add them to
+    REGISTRY."""
+    registered = {k.split("[")[0] for k in REGISTRY}
+    missing = []
+    for mod_name in dmmlib._SUBMODULES:
+        mod = importlib.import_module(f"dmmlib.{mod_name}")
+        for n in getattr(mod, "__all__", []):
+            full = f"{mod_name}.{n}"
+            full = ALIASES.get(full, full)
+            obj = getattr(mod, n)
+            if full in EXEMPT or not callable(obj) or full in registered:
+                continue
+            missing.append(full)
+    assert {m.split(".")[0] for m in missing} <= set(dmmlib._SUBMODULES)
+    covered_missing = [m for m in missing if m.split(".")[0] in COVERED_MODULES]
+    if covered_missing or missing:
+        pytest.skip(f"no global-state check yet for: {sorted(missing)}")
