@@ -189,7 +189,10 @@ MINIMAL = {
     "deepfool-candidates": lambda m, x, y: A.deepfool(m, x, y, steps=4, candidates=2,
                                                       refine_steps=0, return_success=True,
                                                       progress=False),
-    "fmn": lambda m, x, y: A.minimal_l2(m, x, y, steps=5, return_success=True, progress=False),
+    "fmn": lambda m, x, y: A.minimal_l2(m, x, y, steps=5, method="fmn", return_success=True,
+                                        progress=False),
+    "minimal_l2": lambda m, x, y: A.minimal_l2(m, x, y, steps=5, return_success=True,
+                                               progress=False),
     "ddn": lambda m, x, y: A.minimal_l2(m, x, y, steps=5, method="ddn", return_success=True,
                                         progress=False),
     "carlini_wagner_l2": lambda m, x, y: A.carlini_wagner_l2(
