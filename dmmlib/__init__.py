@@ -11,6 +11,11 @@ The package is organised one concept per module (see ``shared/design.md``)::
     dmmlib.attacks   -> adversarial attacks (input gradients only)
     dmmlib.plot      -> the book's figure style
     dmmlib.nb        -> notebook helpers (glue that also works on Colab)
+    dmmlib.synthetic, manifold, geometry, ensemble -> data manifolds, tangent
+                        spaces, decision-boundary geometry, vmap'ed ensembles
+    dmmlib.random_nets, linearity, intriguing, transfer, phases, natural,
+    ilyas, interactive -> the kernels of individual chapters (each module
+                        names the chapter that introduces it)
 
 Submodules are imported lazily, so ``import dmmlib`` is cheap.
 """
@@ -29,14 +34,22 @@ _SUBMODULES = (
     "device",
     "ensemble",
     "geometry",
+    "ilyas",
+    "interactive",
+    "intriguing",
+    "linearity",
     "manifold",
     "models",
+    "natural",
     "nb",
+    "phases",
     "plot",
     "profiles",
+    "random_nets",
     "scoreboard",
     "synthetic",
     "train",
+    "transfer",
 )
 
 __all__ = ["__version__", *_SUBMODULES]

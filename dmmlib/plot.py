@@ -135,3 +135,89 @@ def adversarial_grid(
                   va="center", ha="right")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- toy settings
+# Added for the chapter "Clinging and dimpling".
+
+#: Colours of the two classes of the book's toy settings (lines, planes, checkerboards).
+TOY_CLASS_COLORS = ("#0072B2", "#E69F00")
+
+
+def seed_band(ax: plt.Axes, x: Sequence[float] | np.ndarray | torch.Tensor,
+              values: np.ndarray | torch.Tensor, color: str, label: str | None = None,
+              **line_kwargs: object) -> None:
+    """Mean over seeds (rows of ``values``, shape (S, T)) as a line, min-max as a band.
+
+    Introduced in the chapter "Clinging and dimpling".
+    """
+    v = values.detach().cpu().double().numpy() if isinstance(values, torch.Tensor) \
+        else np.asarray(values, dtype=float)
+    xs = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    v = np.atleast_2d(v)
+    ax.plot(xs, v.mean(0), color=color, label=label, **line_kwargs)
+    if v.shape[0] > 1:
+        ax.fill_between(xs, v.min(0), v.max(0), color=color, alpha=0.2, linewidth=0)
+
+
+def decision_boundary_2d(ax: plt.Axes, grid: object, points: torch.Tensor,
+                         labels: torch.Tensor, *, title: str = "",
+                         colors: Sequence[str] = TOY_CLASS_COLORS) -> None:
+    """A 2-D decision grid (``dmmlib.geometry.Grid2D``): regions, boundary, training points.
+
+    Introduced in the chapter "Clinging and dimpling".
+    """
+    from matplotlib.colors import ListedColormap
+
+    xx, yy = grid.xx.numpy(), grid.yy.numpy()
+    ax.contourf(xx, yy, grid.pred.numpy(), levels=[-0.5, 0.5, 1.5],
+                cmap=ListedColormap(list(colors[:2])), alpha=0.18)
+    if float(grid.margin.min()) < 0 < float(grid.margin.max()):
+        ax.contour(xx, yy, grid.margin.numpy(), levels=[0.0],
+                   colors=CONCEPT_COLORS["boundary"], linewidths=1.2)
+    p, lab = points.detach().cpu().numpy(), labels.detach().cpu().numpy()
+    for c in (0, 1):
+        ax.scatter(p[lab == c, 0], p[lab == c, 1], s=22, color=colors[c], edgecolor="white",
+                   linewidth=0.6, zorder=3)
+    ax.set_xlim(float(xx.min()), float(xx.max()))
+    ax.set_ylim(float(yy.min()), float(yy.max()))
+    ax.set_aspect("equal")
+    ax.grid(False)
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
+def decision_surface_snapshot(ax: plt.Axes, surface: object, points: torch.Tensor,
+                              labels: torch.Tensor, *, manifold: tuple | None = None,
+                              title: str = "", elev: float = 18, azim: float = -60,
+                              colors: Sequence[str] = TOY_CLASS_COLORS) -> None:
+    """A static view of a 3-D decision surface (``dmmlib.geometry.Surface3D``) on a 3-D axis.
+
+    Introduced in the chapter "Clinging and dimpling". ``manifold`` is an
+    optional ``(X, Y, Z)`` grid of the data surface, drawn as a wireframe.
+    """
+    v, f = surface.vertices.numpy(), surface.faces.numpy()
+    if len(f):
+        ax.plot_trisurf(v[:, 0], v[:, 1], v[:, 2], triangles=f, color="0.55", alpha=0.45,
+                        linewidth=0, antialiased=True, shade=True)
+    if manifold is not None:
+        X, Y, Z = (np.asarray(a) for a in manifold)
+        ax.plot_wireframe(X, Y, Z, color=CONCEPT_COLORS["on_manifold"], linewidth=0.4,
+                          rstride=2, cstride=2, alpha=0.7)
+    p, lab = points.detach().cpu().numpy(), labels.detach().cpu().numpy()
+    for c in (0, 1):
+        ax.scatter(p[lab == c, 0], p[lab == c, 1], p[lab == c, 2], s=10, color=colors[c],
+                   depthshade=False)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_zlim(0, 1)
+    ax.view_init(elev=elev, azim=azim)
+    ax.set_xticks([0, 0.5, 1])
+    ax.set_yticks([0, 0.5, 1])
+    ax.set_zticks([0, 0.5, 1])
+    ax.tick_params(labelsize=6, pad=0)
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
+__all__ += ["TOY_CLASS_COLORS", "seed_band", "decision_boundary_2d", "decision_surface_snapshot"]

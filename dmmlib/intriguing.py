@@ -1,0 +1,422 @@
+"""Helpers for the experiments of Szegedy et al. (2013), "Intriguing properties of neural networks".
+
+Introduced in the chapter "Intriguing properties: adversarial examples exist".
+
+* the paper's distortion measure :func:`rms_distortion`,
+  ``sqrt(sum((x' - x)^2) / n)``, and :func:`scale_to_distortion`, which moves
+  along a direction until the *clipped* image has a given distortion (the
+  Gaussian-noise control and the "amplified" transfer experiment);
+* the autoencoder-based classifier AE400-10: a one-layer sigmoid
+  :class:`SparseAutoencoder` trained without labels
+  (:func:`fit_sparse_autoencoder`, cached by
+  :func:`fit_sparse_autoencoder_cached`) and a softmax layer on its frozen code
+  (:class:`AEClassifier`);
+* transfer between models (:func:`error_rate`, :func:`transfer_matrix`);
+* units vs random directions of a hidden layer (:func:`layer_activations`,
+  :func:`random_directions`, :func:`top_activating`, :func:`class_purity`);
+* adversarial training on a mix of clean and adversarial examples
+  (:func:`mixed_perturb`, a ``perturb`` hook for :func:`dmmlib.train.fit`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from ._validate import check_images, check_int, check_nonnegative, check_positive, check_tensor
+from .device import module_device
+
+__all__ = [
+    "rms_distortion",
+    "scale_to_distortion",
+    "gaussian_noise",
+    "SparseAutoencoder",
+    "fit_sparse_autoencoder",
+    "fit_sparse_autoencoder_cached",
+    "AEClassifier",
+    "error_rate",
+    "transfer_matrix",
+    "layer_activations",
+    "random_directions",
+    "top_activating",
+    "class_purity",
+    "mixed_perturb",
+]
+
+
+# --------------------------------------------------------------------------- distortion
+def rms_distortion(x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Szegedy et al.'s distortion ``sqrt(sum((x' - x)^2) / n)`` per sample, shape (N,).
+
+    ``n`` is the number of pixels of one image, so the measure is the
+    root-mean-square change of a pixel (pixels in [0, 1]); it equals the L2
+    norm of the perturbation divided by ``sqrt(n)``.
+    """
+    x_adv = check_tensor(x_adv, "x_adv", min_ndim=2)
+    x = check_tensor(x, "x", min_ndim=2)
+    if x_adv.shape != x.shape:
+        raise ValueError(f"x_adv: shape {tuple(x_adv.shape)} differs from x's {tuple(x.shape)}")
+    return (x_adv - x).flatten(1).pow(2).mean(1).sqrt()
+
+
+def scale_to_distortion(x: torch.Tensor, direction: torch.Tensor, distortion: float | torch.Tensor,
+                        *, iters: int = 20) -> torch.Tensor:
+    """``clip(x + s * direction, 0, 1)`` with ``s >= 0`` chosen per sample so that its
+    :func:`rms_distortion` from ``x`` equals ``distortion``.
+
+    Introduced in the chapter "Intriguing properties: adversarial examples exist".
+
+    The distortion of the clipped image grows monotonically with ``s`` and is
+    at most ``s * rms(direction)``, so ``s`` lies between
+    ``distortion / rms(direction)`` and the first doubling of it that reaches
+    the target; ``iters`` bisection steps then fix it to a relative precision
+    of about ``2 ** -iters``. Where clipping makes the target unreachable the
+    largest reachable distortion is returned (check with
+    :func:`rms_distortion`). ``distortion`` is a number or a tensor (N,).
+    """
+    x = check_images(x, "x")
+    direction = check_tensor(direction, "direction", min_ndim=2)
+    if direction.shape != x.shape:
+        raise ValueError(f"direction: shape {tuple(direction.shape)} differs from x's "
+                         f"{tuple(x.shape)}")
+    target = torch.as_tensor(distortion, dtype=x.dtype, device=x.device).expand(x.shape[0])
+    if bool((target < 0).any()) or not bool(torch.isfinite(target).all()):
+        raise ValueError("distortion: must be finite and non-negative")
+    check_int(iters, "iters", 1)
+    xf, df = x.flatten(1), direction.flatten(1).to(x.dtype)
+
+    def dist(s: torch.Tensor) -> torch.Tensor:
+        return ((xf + s[:, None] * df).clamp(0, 1) - xf).pow(2).mean(1).sqrt()
+
+    d_rms = df.pow(2).mean(1).sqrt()
+    lo = torch.where(d_rms > 0, target / d_rms.clamp_min(1e-12), torch.zeros_like(target))
+    hi = lo.clone()
+    for _ in range(30):  # double hi until it reaches the target (or stops helping)
+        short = dist(hi) < target * (1 - 1e-6)
+        if not bool(short.any()):
+            break
+        lo = torch.where(short, hi, lo)
+        hi = torch.where(short, hi * 2, hi)
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        below = dist(mid) < target
+        lo = torch.where(below, mid, lo)
+        hi = torch.where(below, hi, mid)
+    return (xf + hi[:, None] * df).clamp(0, 1).reshape(x.shape)
+
+
+def gaussian_noise(x: torch.Tensor, sigma: float | torch.Tensor, *,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """``clip(x + sigma * N(0, I), 0, 1)``: the paper's Gaussian-noise control."""
+    x = check_images(x, "x")
+    s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+    if bool((s < 0).any()):
+        raise ValueError("sigma: must be non-negative")
+    if s.ndim == 1:
+        s = s.reshape(-1, *([1] * (x.ndim - 1)))
+    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype,
+                        device=generator.device if generator is not None else x.device)
+    return (x + s * noise.to(x.device)).clamp(0, 1)
+
+
+# --------------------------------------------------------------------------- AE400-10
+class SparseAutoencoder(nn.Module):
+    """One hidden layer of sigmoid units, a sigmoid decoder: the "AE400" of Szegedy et al.
+
+    Introduced in the chapter "Intriguing properties: adversarial examples exist".
+
+    ``encoder`` maps images (N, ...) in [0, 1] to codes (N, hidden) in (0, 1);
+    ``forward`` returns the reconstruction with the input's shape.
+    """
+
+    def __init__(self, in_features: int = 784, hidden: int = 400) -> None:
+        super().__init__()
+        self.in_features = check_int(in_features, "in_features", 1)
+        self.hidden = check_int(hidden, "hidden", 1)
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.Sigmoid())
+        self.decoder = nn.Sequential(nn.Linear(hidden, in_features), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x)).reshape(x.shape)
+
+
+def _sparse_ae_loss(ae: SparseAutoencoder, xb: torch.Tensor, sparsity: float, target: float
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    code = ae.encoder(xb)
+    rec = ae.decoder(code)
+    mse = (rec - xb.flatten(1)).pow(2).sum(1).mean() / 2
+    rho = code.mean(0).clamp(1e-6, 1 - 1e-6)
+    kl = (target * torch.log(target / rho)
+          + (1 - target) * torch.log((1 - target) / (1 - rho))).sum()
+    return mse + sparsity * kl, mse, code.detach().mean()
+
+
+def fit_sparse_autoencoder(
+    ae: SparseAutoencoder,
+    x: torch.Tensor,
+    *,
+    epochs: int = 10,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    sparsity: float = 0.1,
+    target: float = 0.05,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> dict[str, list[float]]:
+    """Train a :class:`SparseAutoencoder` in place with Adam, without labels.
+
+    Introduced in the chapter "Intriguing properties: adversarial examples exist".
+
+    The loss per mini-batch is the classic sparse-autoencoder objective: half
+    the squared reconstruction error summed over pixels (mean over the batch)
+    plus ``sparsity`` times ``sum_j KL(target || rho_j)``, where ``rho_j`` is
+    the mean activation of hidden unit j over the batch.
+
+    Returns ``{"loss": [...], "mse": [...], "mean_activation": [...]}`` per
+    epoch (``mse`` is the per-image half squared error). The module is left in
+    the mode it was given in.
+    """
+    if not isinstance(ae, SparseAutoencoder):
+        raise TypeError(f"ae: expected a SparseAutoencoder, got {type(ae).__name__}")
+    x = check_images(x, "x")
+    check_int(epochs, "epochs", 0)
+    check_int(batch_size, "batch_size", 1)
+    check_positive(lr, "lr")
+    check_nonnegative(weight_decay, "weight_decay")
+    check_nonnegative(sparsity, "sparsity")
+    if not 0 < target < 1:
+        raise ValueError(f"target: the mean activation must lie in (0, 1), got {target}")
+    from .train import progress_enabled
+
+    device = module_device(ae)
+    opt = torch.optim.Adam(ae.parameters(), lr=lr, weight_decay=weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+    n = x.shape[0]
+    history: dict[str, list[float]] = {"loss": [], "mse": [], "mean_activation": []}
+    was_training = ae.training
+    ae.train()
+    bar = tqdm(total=epochs * math.ceil(n / batch_size), desc="sparse AE",
+               disable=not progress_enabled(progress), leave=False)
+    try:
+        for _ in range(epochs):
+            order = torch.randperm(n, generator=gen)
+            sums = torch.zeros(3, device=device)
+            for start in range(0, n, batch_size):
+                xb = x[order[start:start + batch_size]].to(device)
+                loss, mse, act = _sparse_ae_loss(ae, xb, sparsity, target)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sums += torch.stack([loss.detach(), mse.detach(), act]) * xb.shape[0]
+                bar.update(1)
+            for key, value in zip(history, (sums / n).tolist()):
+                history[key].append(value)
+    finally:
+        bar.close()
+        ae.train(was_training)
+    return history
+
+
+def fit_sparse_autoencoder_cached(
+    ae: SparseAutoencoder,
+    x: torch.Tensor,
+    *,
+    name: str = "sparse-ae",
+    cache: bool = True,
+    **fit_kwargs: Any,
+) -> dict[str, Any]:
+    """:func:`fit_sparse_autoencoder`, or load the weights an identical earlier run cached.
+
+    Introduced in the chapter "Intriguing properties: adversarial examples exist".
+
+    The key hashes the architecture and *initial* weights, the data, every
+    keyword passed on (except ``progress``) and the dmmlib version (stored with
+    :func:`dmmlib.cache.cached_result`). Returns ``history``, ``seconds`` (of
+    the run that trained) and ``cached``.
+    """
+    from . import __version__
+    from .cache import cached_result, module_fingerprint
+    from .train import tensor_fingerprint
+
+    if not isinstance(ae, SparseAutoencoder):
+        raise TypeError(f"ae: expected a SparseAutoencoder, got {type(ae).__name__}")
+    x = check_images(x, "x")
+    config = {
+        "architecture": repr(ae),
+        "initial_weights": module_fingerprint(ae),
+        "x": tensor_fingerprint(x),
+        "fit": {k: v for k, v in fit_kwargs.items() if k != "progress"},
+        "dmmlib": __version__,
+    }
+    ran = []
+
+    def compute() -> dict[str, Any]:
+        start = time.perf_counter()
+        history = fit_sparse_autoencoder(ae, x, **fit_kwargs)
+        ran.append(True)
+        return {"state_dict": {k: v.detach().cpu() for k, v in ae.state_dict().items()},
+                "history": history, "seconds": time.perf_counter() - start}
+
+    out = cached_result(name, config, compute, cache=cache)
+    if not ran:
+        ae.load_state_dict(out["state_dict"])
+    return {"history": out["history"], "seconds": out["seconds"], "cached": not ran}
+
+
+class AEClassifier(nn.Module):
+    """A softmax layer on the code of a (frozen) encoder: Szegedy et al.'s "AE400-10".
+
+    Introduced in the chapter "Intriguing properties: adversarial examples exist".
+
+    Parameters
+    ----------
+    encoder: maps images in [0, 1] to codes (N, code_size), e.g.
+        ``SparseAutoencoder.encoder``.
+    code_size: width of the code.
+    n_classes: number of outputs.
+    freeze: do not train the encoder (the paper did not fine-tune it); its
+        parameters get ``requires_grad=False``, so :func:`dmmlib.train.fit`
+        trains only the softmax layer. Input gradients still flow (attacks work).
+    """
+
+    def __init__(self, encoder: nn.Module, code_size: int, n_classes: int = 10,
+                 freeze: bool = True) -> None:
+        super().__init__()
+        if not isinstance(encoder, nn.Module):
+            raise TypeError(f"encoder: expected an nn.Module, got {type(encoder).__name__}")
+        self.encoder = encoder
+        self.head = nn.Linear(check_int(code_size, "code_size", 1), check_int(n_classes, "n_classes", 1))
+        if freeze:
+            for p in self.encoder.parameters():
+                p.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x))
+
+
+# --------------------------------------------------------------------------- transfer
+@torch.no_grad()
+def error_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
+    """Fraction of ``x`` that ``model`` misclassifies (eval mode, caller's mode restored)."""
+    from .train import predict
+
+    x = check_tensor(x, "x", min_ndim=2)
+    if x.shape[0] == 0 or y.shape != (x.shape[0],):
+        raise ValueError(f"y: expected shape ({x.shape[0]},) for a non-empty batch, "
+                         f"got {tuple(y.shape)}")
+    return float((predict(model, x, batch_size) != y.to(x.device)).float().mean())
+
+
+def transfer_matrix(examples: Mapping[str, torch.Tensor], models: Mapping[str, nn.Module],
+                    y: torch.Tensor) -> dict[str, dict[str, float]]:
+    """Error rate of every model on every set of examples: ``out[source][target]``.
+
+    ``examples[source]`` holds images (N, ...) with true labels ``y`` (N,),
+    e.g. adversarial examples made for the model ``source`` or a noise control;
+    ``models[target]`` is evaluated on each. Put the result in a table with
+    ``pandas.DataFrame(out).T`` (rows: sources, columns: targets).
+    """
+    if not examples or not models:
+        raise ValueError("examples and models must be non-empty mappings")
+    return {src: {tgt: error_rate(m, xs, y) for tgt, m in models.items()}
+            for src, xs in examples.items()}
+
+
+# --------------------------------------------------------------------------- units vs directions
+@torch.no_grad()
+def layer_activations(model: nn.Module, layer: nn.Module, x: torch.Tensor,
+                      batch_size: int = 1024) -> torch.Tensor:
+    """The output of ``layer`` (a submodule of ``model``) for inputs ``x``, flattened to (N, width).
+
+    Runs ``model`` in eval mode (the caller's mode is restored) and records
+    ``layer``'s output with a forward hook; the result is on ``x``'s device.
+    """
+    if not any(m is layer for m in model.modules()):
+        raise ValueError("layer: not a submodule of model")
+    x = check_tensor(x, "x", min_ndim=2)
+    out: list[torch.Tensor] = []
+    handle = layer.register_forward_hook(lambda _m, _i, o: out.append(o.detach().flatten(1)))
+    was_training = model.training
+    model.eval()
+    device = module_device(model)
+    try:
+        for i in range(0, x.shape[0], batch_size):
+            model(x[i:i + batch_size].to(device))
+    finally:
+        handle.remove()
+        model.train(was_training)
+    return torch.cat(out).to(x.device)
+
+
+def random_directions(width: int, count: int, *, generator: torch.Generator | None = None
+                      ) -> torch.Tensor:
+    """``count`` directions drawn uniformly from the unit sphere of R^width, shape (count, width)."""
+    check_int(width, "width", 1)
+    check_int(count, "count", 1)
+    v = torch.randn(count, width, generator=generator)
+    return v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def top_activating(activations: torch.Tensor, directions: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices (D, k) of the ``k`` inputs with the largest ``<phi(x), v>`` for each direction v.
+
+    ``activations`` is (N, width) (from :func:`layer_activations`);
+    ``directions`` is (D, width): the rows of the identity for single units,
+    :func:`random_directions` for random directions of the same layer.
+    """
+    a = check_tensor(activations, "activations", min_ndim=2)
+    d = check_tensor(directions, "directions", min_ndim=2)
+    if a.ndim != 2 or d.ndim != 2 or a.shape[1] != d.shape[1]:
+        raise ValueError(f"activations {tuple(a.shape)} and directions {tuple(d.shape)}: "
+                         "expected (N, width) and (D, width)")
+    check_int(k, "k", 1)
+    if k > a.shape[0]:
+        raise ValueError(f"k: at most the number of inputs ({a.shape[0]}), got {k}")
+    scores = a @ d.to(a.device, a.dtype).T  # (N, D)
+    return scores.topk(k, dim=0).indices.T.contiguous()
+
+
+def class_purity(labels: torch.Tensor, n_classes: int | None = None) -> torch.Tensor:
+    """Per row of ``labels`` (D, k): the fraction of the ``k`` labels that equal the most common one."""
+    lab = check_tensor(labels, "labels", floating=False, min_ndim=2).long()
+    if lab.ndim != 2:
+        raise ValueError(f"labels: expected shape (D, k), got {tuple(lab.shape)}")
+    n = int(lab.max()) + 1 if n_classes is None else check_int(n_classes, "n_classes", 1)
+    counts = F.one_hot(lab, n).sum(1)
+    return counts.amax(1).float() / lab.shape[1]
+
+
+# --------------------------------------------------------------------------- adversarial training
+def mixed_perturb(attack: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
+                  fraction: float = 0.5
+                  ) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A ``perturb`` hook for :func:`dmmlib.train.fit` that mixes clean and adversarial examples.
+
+    Introduced in the chapter "Intriguing properties: adversarial examples exist".
+
+    The first ``round(fraction * batch)`` images of each (already shuffled)
+    mini-batch are replaced by ``attack(model, x, y)``; the rest stay clean.
+    Szegedy et al. kept a pool of adversarial examples mixed into the training
+    set; making them afresh for every batch is the simpler modern variant.
+    """
+    if not callable(attack):
+        raise TypeError(f"attack: expected a callable, got {type(attack).__name__}")
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"fraction: must lie in [0, 1], got {fraction}")
+
+    def perturb(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        m = int(round(fraction * xb.shape[0]))
+        if m == 0:
+            return xb
+        adv = attack(model, xb[:m], yb[:m]).to(xb.dtype)
+        return torch.cat([adv, xb[m:]])
+
+    return perturb

@@ -1,0 +1,372 @@
+"""The two phases of training, measured: clinging and dimpling over training.
+
+Introduced in the chapter "Clinging and dimpling".
+
+:mod:`dmmlib.geometry` measures the decision boundary of *one* model at *one*
+moment. This module turns those measurements into curves over training for
+many seeds at once, and provides the small pieces the chapter's toy settings
+need:
+
+* :func:`scale_init` multiplies a model's initial parameters (the
+  "initialisation scale" of Melamed, Yehudai & Vardi 2023);
+* :class:`ParamSnapshots` keeps copies of an ensemble's parameters at chosen
+  steps (for pictures of the boundary over training);
+* :class:`EnsembleGeometry` records :class:`dmmlib.geometry.GeometryRecorder`
+  measures for every member of a :class:`dmmlib.ensemble.Ensemble` during
+  :func:`dmmlib.ensemble.train_ensemble`;
+* :func:`detect_phases` marks a clinging and a dimpling phase in those curves
+  by explicit rules, and says when the curves do not show one;
+* :func:`boundary_gap_2d` measures how far a 2-D boundary runs from a line;
+* :func:`orthogonal_drift` checks that gradient descent never changes the
+  first-layer weights' component orthogonal to the data;
+* :func:`wavy_checkerboard` is a curved 2-D manifold in R^3 (the graph of a
+  smooth height function) with exact tangent planes.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ._validate import check_basis, check_int, check_positive, check_tensor
+from .ensemble import Ensemble
+from .geometry import GeometryRecorder, Grid2D
+from .synthetic import ManifoldDataset, label_coordinates
+
+__all__ = [
+    "scale_init",
+    "ParamSnapshots",
+    "EnsembleGeometry",
+    "Phases",
+    "detect_phases",
+    "boundary_gap_2d",
+    "orthogonal_drift",
+    "wavy_checkerboard",
+]
+
+
+def scale_init(model: nn.Module, factor: float) -> nn.Module:
+    """Multiply every parameter of ``model`` by ``factor`` in place; return the model.
+
+    Introduced in the chapter "Clinging and dimpling".
+
+    For a one-hidden-layer ReLU network ``a . relu(W x + b) + c`` this
+    multiplies the initial function by ``factor**2`` (plus ``factor * c``): a
+    large factor starts training from a large random function (close to the
+    "lazy" regime), a small one from a nearly constant one.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
+    factor = check_positive(factor, "factor")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(factor)
+    return model
+
+
+def _check_steps(at: object, name: str = "at") -> list[int]:
+    if isinstance(at, (str, bytes)) or not isinstance(at, Sequence) or not at:
+        raise TypeError(f"{name}: expected a non-empty list of step numbers")
+    steps = sorted({check_int(int(s) if not isinstance(s, bool) else s, name, 0) for s in at})
+    return steps
+
+
+class ParamSnapshots:
+    """A ``train_ensemble`` callback that keeps the parameters at chosen steps.
+
+    Introduced in the chapter "Clinging and dimpling".
+
+    ``at`` counts optimizer steps *taken* (0 = the initialisation); call
+    :meth:`initial` with the untrained ensemble to store step 0. ``params[s]``
+    is then a dict of stacked (M, ...) tensors (CPU clones), and
+    :meth:`ensemble_at` returns an :class:`~dmmlib.ensemble.Ensemble` holding
+    them.
+    """
+
+    def __init__(self, at: Sequence[int]) -> None:
+        self.at = _check_steps(at)
+        self.params: dict[int, dict[str, torch.Tensor]] = {}
+        self._template: Ensemble | None = None
+
+    def _store(self, step: int, ens: Ensemble) -> None:
+        self._template = ens
+        self.params[step] = {k: v.detach().cpu().clone() for k, v in ens.params.items()}
+
+    def initial(self, ens: Ensemble) -> None:
+        """Store the parameters before training (step 0)."""
+        if not isinstance(ens, Ensemble):
+            raise TypeError(f"ens: expected an Ensemble, got {type(ens).__name__}")
+        if 0 in self.at:
+            self._store(0, ens)
+
+    def __call__(self, step: int, ens: Ensemble) -> None:
+        if step + 1 in self.at:
+            self._store(step + 1, ens)
+
+    def ensemble_at(self, step: int) -> Ensemble:
+        """An Ensemble (on the CPU) with the parameters stored at ``step``."""
+        if step not in self.params or self._template is None:
+            raise KeyError(f"step {step} was not stored; stored: {sorted(self.params)}")
+        ens = copy.copy(self._template)
+        ens.params = {k: v.clone() for k, v in self.params[step].items()}
+        ens.buffers = {k: v.detach().cpu().clone() for k, v in self._template.buffers.items()}
+        ens.history = {"loss": [], "train_acc": []}
+        return ens
+
+
+class EnsembleGeometry:
+    """Clinging and dimpling measures of every ensemble member over training.
+
+    Introduced in the chapter "Clinging and dimpling".
+
+    A callback for :func:`dmmlib.ensemble.train_ensemble`: at the chosen steps
+    (optimizer steps taken; call :meth:`initial` for step 0) it measures every
+    member with its own :class:`~dmmlib.geometry.GeometryRecorder` at the
+    points ``x`` with labels ``y`` and tangent bases ``U``.
+    ``recorder_kwargs`` go to the recorders (``max_distance``, ``tol``,
+    ``n_scan``, ``depth``).
+
+    :meth:`history` returns the curves as tensors of shape (M, T).
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, U: torch.Tensor, at: Sequence[int],
+                 **recorder_kwargs: object) -> None:
+        self.at = _check_steps(at)
+        self._args = (x, y, U)
+        self._kwargs = recorder_kwargs
+        GeometryRecorder(x, y, U, **recorder_kwargs)  # validate the arguments now
+        self.recorders: list[GeometryRecorder] = []
+
+    def _record(self, step: int, ens: Ensemble) -> None:
+        if not self.recorders:
+            self.recorders = [GeometryRecorder(*self._args, **self._kwargs)
+                              for _ in range(len(ens))]
+        if len(self.recorders) != len(ens):
+            raise ValueError(f"ens: has {len(ens)} members, the recorder was started with "
+                             f"{len(self.recorders)}")
+        for i, rec in enumerate(self.recorders):
+            rec.record(ens.model(i), step)
+
+    def initial(self, ens: Ensemble) -> None:
+        """Measure the untrained ensemble (step 0)."""
+        if not isinstance(ens, Ensemble):
+            raise TypeError(f"ens: expected an Ensemble, got {type(ens).__name__}")
+        if 0 in self.at:
+            self._record(0, ens)
+
+    def __call__(self, step: int, ens: Ensemble) -> None:
+        if step + 1 in self.at:
+            self._record(step + 1, ens)
+
+    def history(self) -> dict[str, torch.Tensor]:
+        """Every recorded measure as a float64 tensor (M, T); ``step`` is (T,)."""
+        if not self.recorders or not self.recorders[0].history["step"]:
+            raise RuntimeError("nothing recorded yet")
+        out = {k: torch.tensor([r.history[k] for r in self.recorders], dtype=torch.float64)
+               for k in self.recorders[0].history}
+        out["step"] = out["step"][0]
+        return out
+
+
+class Phases(NamedTuple):
+    """Where the clinging and dimpling phases lie in a recorded history.
+
+    ``cling_step``: the first recorded step at which the boundary clings
+    (``nan`` if it never does); ``at_init``: it already clings at the first
+    record; ``kept``: it clings at every record from ``cling_step`` on;
+    ``fit_step``: the first recorded step at which the training accuracy is
+    within ``accuracy_tol`` of its final value; ``gain``: training accuracy
+    gained from ``cling_step`` to ``fit_step`` (``nan`` without clinging);
+    ``clinging_seen``: the boundary had to *move* to cling (it did not cling at
+    the first record, and did later); ``dimpling_seen``: it kept clinging while
+    the training accuracy rose by at least ``min_gain``.
+    """
+
+    cling_step: float
+    at_init: bool
+    kept: bool
+    fit_step: float
+    gain: float
+    clinging_seen: bool
+    dimpling_seen: bool
+
+
+def detect_phases(step: torch.Tensor, clings: torch.Tensor, accuracy: torch.Tensor, *,
+                  accuracy_tol: float = 0.01, min_gain: float = 0.1) -> Phases:
+    """Mark the two phases of the dimpled-manifold model in recorded training curves.
+
+    Introduced in the chapter "Clinging and dimpling".
+
+    The caller decides, record by record, whether the boundary *clings* (a
+    boolean curve: e.g. "the boundary is at least three times closer along its
+    normal than along the manifold", or "the boundary runs within 0.1 of the
+    line"); the rules here are then explicit, so a reader can disagree with them:
+
+    * the **clinging phase** runs from the start to the first record at which
+      the boundary clings; it is *seen* only if the boundary did not cling at
+      the first record (a boundary that starts close has nothing to cling to);
+    * the **dimpling phase** runs from there to the first record at which the
+      training accuracy comes within ``accuracy_tol`` of its final value; it
+      is *seen* if the boundary clings at every record of that interval while
+      the training accuracy rises by at least ``min_gain``.
+
+    Parameters
+    ----------
+    step, clings, accuracy: 1-D curves of equal length: recorded steps, the
+        clinging state (bool), the training accuracy (e.g. mean over seeds).
+    """
+    s = check_tensor(step, "step", floating=False).double().flatten()
+    if not isinstance(clings, torch.Tensor) or clings.dtype != torch.bool:
+        raise TypeError("clings: expected a boolean tensor (the clinging state per record)")
+    c = clings.flatten()
+    a = check_tensor(accuracy, "accuracy").double().flatten()
+    if not (s.shape == c.shape == a.shape) or s.numel() < 2:
+        raise ValueError("step, clings, accuracy: expected 1-D curves of one length >= 2")
+    final = float(a[-1])
+    i_fit = int(torch.nonzero(a >= final - accuracy_tol)[0])
+    if not bool(c.any()):
+        return Phases(math.nan, False, False, float(s[i_fit]), math.nan, False, False)
+    i_cling = int(torch.nonzero(c)[0])
+    kept = bool(c[i_cling:].all())
+    i_end = max(i_fit, i_cling)
+    gain = float(a[i_end] - a[i_cling])
+    held = bool(c[i_cling : i_end + 1].all())
+    return Phases(float(s[i_cling]), i_cling == 0, kept, float(s[i_fit]), gain,
+                  i_cling > 0, held and gain >= min_gain)
+
+
+def boundary_gap_2d(grid: Grid2D, line_y: float = 0.5,
+                    x_range: tuple[float, float] | None = None) -> torch.Tensor:
+    """Vertical distance from the line ``y = line_y`` to the nearest boundary crossing.
+
+    Introduced in the chapter "Clinging and dimpling".
+
+    For every grid column (restricted to ``x_range`` if given) the margin's
+    sign changes along the column are located by linear interpolation and the
+    one closest to the line is kept. Columns without a crossing give ``inf``.
+    The largest value over the data's range says how far the boundary strays
+    from the line (the authors' toy: within about 0.1 after clinging).
+
+    Returns
+    -------
+    (nx',) tensor of gaps, one per kept column.
+    """
+    if not isinstance(grid, Grid2D):
+        raise TypeError(f"grid: expected a dmmlib.geometry.Grid2D, got {type(grid).__name__}")
+    m = grid.margin.double()
+    ys = grid.yy[:, 0].double()
+    xs = grid.xx[0].double()
+    cols = torch.ones_like(xs, dtype=torch.bool)
+    if x_range is not None:
+        cols = (xs >= x_range[0]) & (xs <= x_range[1])
+        if not bool(cols.any()):
+            raise ValueError(f"x_range: {x_range} contains no grid column")
+    m = m[:, cols]
+    lo, hi = m[:-1], m[1:]
+    change = (lo > 0) != (hi > 0)
+    t = torch.where(change, lo / (lo - hi).where(change, torch.ones_like(lo)),
+                    torch.zeros_like(lo))
+    y_cross = ys[:-1, None] + t * (ys[1:] - ys[:-1])[:, None]
+    gap = torch.where(change, (y_cross - line_y).abs(), torch.full_like(lo, math.inf))
+    return gap.min(0).values
+
+
+def orthogonal_drift(W0: torch.Tensor, W1: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
+    """How much the weights' component orthogonal to ``span(U)`` changed, per model.
+
+    Introduced in the chapter "Clinging and dimpling".
+
+    ``||(W1 - W0) P|| / ||W0 P||`` with ``P = I - U U^T`` (Frobenius norms),
+    for first-layer weights of shape (M, width, n) or (width, n) and an
+    orthonormal basis ``U`` (n, k) of the space the inputs span. Plain
+    gradient descent (and momentum) without weight decay leaves it at 0: every
+    weight gradient ``delta x^T`` has its rows in the span of the inputs
+    (Melamed, Yehudai & Vardi 2023).
+    """
+    a = check_tensor(W0, "W0", min_ndim=2)
+    b = check_tensor(W1, "W1", min_ndim=2)
+    if a.shape != b.shape:
+        raise ValueError(f"W1: shape {tuple(b.shape)} differs from W0's {tuple(a.shape)}")
+    u = check_tensor(U, "U", min_ndim=2)
+    if u.ndim != 2 or u.shape[0] != a.shape[-1]:
+        raise ValueError(f"U: expected shape ({a.shape[-1]}, k), got {tuple(u.shape)}")
+    check_basis(u.unsqueeze(0), torch.zeros(1, u.shape[0], dtype=u.dtype), "U")
+    a64, b64, u64 = a.double(), b.double(), u.double()
+    proj = torch.eye(u64.shape[0], dtype=torch.float64) - u64 @ u64.T
+    flat = (lambda w: w.reshape(-1, *w.shape[-2:]))
+    before = (flat(a64) @ proj).flatten(1).norm(dim=1)
+    change = (flat(b64 - a64) @ proj).flatten(1).norm(dim=1)
+    out = change / before.clamp_min(1e-300)
+    return out if a.ndim > 2 else out[0]
+
+
+def wavy_checkerboard(
+    cells: int = 5,
+    points_per_cell: int = 1,
+    *,
+    amplitude: float = 0.15,
+    frequency: float = 1.0,
+    z: float = 0.5,
+    jitter: bool = False,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> ManifoldDataset:
+    """A checkerboard on the curved surface ``z = z0 + A sin(2 pi f x) sin(2 pi f y)`` in R^3.
+
+    Introduced in the chapter "Clinging and dimpling".
+
+    The curved sibling of :func:`dmmlib.synthetic.checkerboard_plane`: the same
+    ``cells`` x ``cells`` checkerboard labels on the unit square, lifted onto
+    the graph of a smooth height function. The exact tangent plane at every
+    point is spanned by ``(1, 0, h_x)`` and ``(0, 1, h_y)``, orthonormalised.
+
+    Parameters
+    ----------
+    cells, points_per_cell, jitter, seed, dtype: as in
+        :func:`dmmlib.synthetic.checkerboard_plane` (points at the cell centres,
+        or a regular sub-grid, or uniform in each cell with ``jitter``).
+    amplitude, frequency: the height function (amplitude 0: the flat plane).
+    z: the mean height ``z0``.
+    """
+    check_int(cells, "cells", 1)
+    check_int(points_per_cell, "points_per_cell", 1)
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype: expected torch.float32 or torch.float64, got {dtype!r}")
+    amp = float(amplitude)
+    if not math.isfinite(amp) or amp < 0:
+        raise ValueError(f"amplitude: expected a finite number >= 0, got {amplitude!r}")
+    freq = check_positive(frequency, "frequency")
+    if jitter:
+        gen = torch.Generator().manual_seed(check_int(seed, "seed", 0))
+        local = torch.rand(cells * cells, points_per_cell, 2, generator=gen,
+                           dtype=torch.float64)
+    else:
+        side = math.isqrt(points_per_cell)
+        if side * side != points_per_cell:
+            raise ValueError("points_per_cell: must be a perfect square (1, 4, 9, ...) unless "
+                             f"jitter=True, got {points_per_cell}")
+        g = (torch.arange(side, dtype=torch.float64) + 0.5) / side
+        local = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(1, -1, 2)
+        local = local.expand(cells * cells, -1, -1)
+    ij = torch.stack(torch.meshgrid(torch.arange(cells), torch.arange(cells), indexing="ij"),
+                     -1).reshape(-1, 2)
+    xy = ((ij[:, None, :].double() + local) / cells).reshape(-1, 2)
+    w = 2 * math.pi * freq
+    sx, sy = torch.sin(w * xy[:, 0]), torch.sin(w * xy[:, 1])
+    height = float(z) + amp * sx * sy
+    hx = amp * w * torch.cos(w * xy[:, 0]) * sy
+    hy = amp * w * sx * torch.cos(w * xy[:, 1])
+    x = torch.cat([xy, height[:, None]], 1)
+    ones, zeros = torch.ones_like(hx), torch.zeros_like(hx)
+    jac = torch.stack([torch.stack([ones, zeros, hx], 1), torch.stack([zeros, ones, hy], 1)], 2)
+    tangent, _ = torch.linalg.qr(jac, mode="reduced")
+    y = label_coordinates(xy * 2 - 1, "checkerboard", cells=cells, extent=1.0)
+    desc = (f"{cells}x{cells} checkerboard on the surface z = {float(z):g} + {amp:g} "
+            f"sin(2 pi {freq:g} x) sin(2 pi {freq:g} y) in R^3, {points_per_cell} point(s) "
+            f"per cell{' (jittered)' if jitter else ''}")
+    return ManifoldDataset(x.to(dtype), y, tangent.to(dtype), desc, xy.to(dtype))

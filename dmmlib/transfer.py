@@ -1,0 +1,245 @@
+"""Do adversarial directions belong to the data or to one network?
+
+Introduced in the chapter "Is the Dimpled Manifold Model right?".
+
+If adversarial directions are *features* of the data (the critics' "stretchy
+feature" picture, and {Ilyas et al. 2019}), two networks trained
+independently on the same data should share them: their input gradients
+point the same way, adversarial examples made for one fool the other, and
+a network trained only on adversarially perturbed, relabelled images learns
+something that holds on clean images. If they are *arbitrary* normals of one
+network's boundary, none of that should happen. This module measures all
+three:
+
+* :func:`input_gradients` and :func:`cosine_similarity` (optionally split
+  on/off a subspace with :func:`gradient_alignment`);
+* :func:`error_rate` of a model on given images and :func:`equal_norm_noise`,
+  the control for transfer;
+* :func:`random_targets` and :func:`targeted_examples` for the
+  mislabelled-training experiment.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ._validate import check_basis, check_images, check_int, check_labels, check_tensor
+from .device import module_device
+
+__all__ = [
+    "input_gradients",
+    "cosine_similarity",
+    "Alignment",
+    "gradient_alignment",
+    "random_cosine_scale",
+    "error_rate",
+    "equal_norm_noise",
+    "random_targets",
+    "targeted_examples",
+]
+
+
+def input_gradients(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    objective: str = "loss",
+    batch_size: int = 1024,
+) -> torch.Tensor:
+    """Gradient of the per-sample cross-entropy (or logit margin) with respect to the input.
+
+    Introduced in the chapter "Is the Dimpled Manifold Model right?".
+
+    ``objective="loss"``: ``d CE(f(x), y) / dx`` (the direction an untargeted
+    attack climbs); ``"margin"``: ``d (z_y - max_{j != y} z_j) / dx``. Eval
+    mode (every submodule's mode restored), parameters' ``.grad`` untouched;
+    the result is like ``x``.
+    """
+    from .attacks._common import eval_mode
+
+    xt = check_tensor(x, "x", min_ndim=2)
+    yt = check_labels(y, xt, "y")
+    if objective not in ("loss", "margin"):
+        raise ValueError(f"objective: expected 'loss' or 'margin', got {objective!r}")
+    check_int(batch_size, "batch_size", 1)
+    dev = module_device(model)
+    out = []
+    with eval_mode(model), torch.enable_grad():
+        for xb, yb in zip(xt.split(batch_size), yt.split(batch_size)):
+            xg = xb.detach().to(dev).requires_grad_(True)
+            yb = yb.to(dev)
+            z = model(xg)
+            if objective == "loss":
+                value = torch.nn.functional.cross_entropy(z, yb, reduction="sum")
+            else:
+                true = z.gather(1, yb[:, None]).squeeze(1)
+                value = (true - z.scatter(1, yb[:, None], float("-inf")).amax(1)).sum()
+            (g,) = torch.autograd.grad(value, xg)
+            out.append(g.detach().to(xt.device))
+    return torch.cat(out)
+
+
+def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample cosine of the angle between flattened ``a`` and ``b`` (N,); 0 where one is 0."""
+    at = check_tensor(a, "a", min_ndim=2).flatten(1)
+    bt = check_tensor(b, "b", min_ndim=2).flatten(1)
+    if at.shape != bt.shape:
+        raise ValueError(f"a, b: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
+    bt = bt.to(at.device, at.dtype)
+    denom = at.norm(dim=1) * bt.norm(dim=1)
+    dots = (at * bt).sum(1)
+    return torch.where(
+        denom > 0,
+        dots / torch.where(denom > 0, denom, torch.ones_like(denom)),
+        torch.zeros_like(denom),
+    )
+
+
+class Alignment(NamedTuple):
+    """Cosines (N,) between two vector fields: whole, on-subspace parts, off-subspace parts."""
+
+    full: torch.Tensor
+    on: torch.Tensor
+    off: torch.Tensor
+
+
+def gradient_alignment(
+    a: torch.Tensor, b: torch.Tensor, U: torch.Tensor | None = None
+) -> Alignment:
+    """Cosines between ``a`` and ``b``, and between their parts in and off ``span(U)``.
+
+    Introduced in the chapter "Is the Dimpled Manifold Model right?".
+
+    ``U`` (N, D, k) holds orthonormal bases (tangent spaces); without it the
+    ``on``/``off`` fields are NaN.
+    """
+    full = cosine_similarity(a, b)
+    if U is None:
+        nan = torch.full_like(full, float("nan"))
+        return Alignment(full, nan, nan)
+    at = a.flatten(1)
+    bt = b.flatten(1).to(at.device, at.dtype)
+    Ut = check_basis(U, a, "U").to(at.device, at.dtype)
+
+    def on(v: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("ndk,nk->nd", Ut, torch.einsum("ndk,nd->nk", Ut, v))
+
+    a_on, b_on = on(at), on(bt)
+    return Alignment(
+        full, cosine_similarity(a_on, b_on), cosine_similarity(at - a_on, bt - b_on)
+    )
+
+
+def random_cosine_scale(n: int) -> float:
+    """Standard deviation ``1/sqrt(n)`` of the cosine between two random directions of R^n.
+
+    Introduced in the chapter "Is the Dimpled Manifold Model right?".
+    """
+    check_int(n, "n", 1)
+    return 1.0 / math.sqrt(n)
+
+
+@torch.no_grad()
+def error_rate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024
+) -> float:
+    """Fraction of ``x`` that ``model`` does not classify as ``y`` (eval mode, mode restored).
+
+    Introduced in the chapter "Is the Dimpled Manifold Model right?".
+    """
+    from .train import predict
+
+    xt = check_tensor(x, "x", min_ndim=2)
+    yt = check_labels(y, xt, "y")
+    if xt.shape[0] == 0:
+        raise ValueError("x: empty batch")
+    return float((predict(model, xt, batch_size) != yt.to(xt.device)).float().mean())
+
+
+def equal_norm_noise(
+    x: torch.Tensor, norms: torch.Tensor, *, seed: int = 0, clip: bool = True
+) -> torch.Tensor:
+    """``x`` plus a uniformly random direction per sample, of L2 length ``norms`` (N,).
+
+    Introduced in the chapter "Is the Dimpled Manifold Model right?".
+
+    The control for a perturbation of the same size that carries no
+    information. With ``clip`` the result is clipped to [0, 1] (which can
+    only shorten the perturbation).
+    """
+    xt = check_images(x, "x", box=clip)
+    nt = check_tensor(norms, "norms").flatten()
+    if nt.shape[0] != xt.shape[0]:
+        raise ValueError(f"norms: expected {xt.shape[0]} values, got {nt.shape[0]}")
+    g = torch.randn(
+        xt.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    ).to(device=xt.device)
+    g = g / g.flatten(1).norm(dim=1).clamp_min(1e-12).reshape(
+        -1, *([1] * (xt.ndim - 1))
+    )
+    out = xt + (g * nt.to(g).reshape(-1, *([1] * (xt.ndim - 1)))).to(xt.dtype)
+    return out.clamp(0, 1) if clip else out
+
+
+def random_targets(y: torch.Tensor, n_classes: int, *, seed: int = 0) -> torch.Tensor:
+    """A uniformly random class different from ``y[i]`` for every sample.
+
+    Introduced in the chapter "Is the Dimpled Manifold Model right?".
+    """
+    yt = check_tensor(y, "y", floating=False)
+    check_int(n_classes, "n_classes", 2)
+    if yt.numel() and (int(yt.min()) < 0 or int(yt.max()) >= n_classes):
+        raise ValueError(f"y: labels must lie in [0, {n_classes})")
+    shift = torch.randint(
+        1, n_classes, yt.shape, generator=torch.Generator().manual_seed(seed)
+    )
+    return (yt.cpu().long() + shift) % n_classes
+
+
+def targeted_examples(
+    model: nn.Module,
+    x: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    eps: float,
+    steps: int,
+    batch_size: int = 2000,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Targeted L2 PGD towards ``targets`` in chunks: ``(x_adv, reached)``.
+
+    Introduced in the chapter "Is the Dimpled Manifold Model right?".
+
+    The images of the mislabelled-training experiment of Ilyas et al. (2019):
+    each image is pushed (budget ``eps``, pixels kept in [0, 1]) until
+    ``model`` calls it ``targets[i]``; ``reached`` (N,) says where it does.
+    Results are on ``x``'s device.
+    """
+    from .attacks import pgd
+
+    xt = check_images(x, "x")
+    tt = check_labels(targets, xt, "targets")
+    check_int(batch_size, "batch_size", 1)
+    dev = module_device(model)
+    advs, oks = [], []
+    for i, (xb, tb) in enumerate(zip(xt.split(batch_size), tt.split(batch_size))):
+        xa, ok = pgd(
+            model,
+            xb.to(dev),
+            tb.to(dev),
+            eps,
+            norm=2,
+            steps=steps,
+            targeted=True,
+            return_success=True,
+            seed=seed + i,
+            progress=False,
+        )
+        advs.append(xa.to(xt.device))
+        oks.append(ok.to(xt.device))
+    return torch.cat(advs), torch.cat(oks)

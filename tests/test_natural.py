@@ -1,0 +1,133 @@
+"""On/off-manifold attacks on natural images: dmmlib.natural."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from dmmlib import manifold, natural
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():  # noqa: ANN202
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _linear_two_class(d: int, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    model = nn.Linear(d, 2).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.randn(2, d, generator=gen, dtype=torch.float64))
+        model.bias.zero_()
+    x = 0.4 + 0.2 * torch.rand(12, d, generator=gen, dtype=torch.float64)
+    return model, x
+
+
+def test_restricted_attack_matches_the_linear_answer() -> None:
+    d, k = 40, 5
+    model, x = _linear_two_class(d)
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    w = (model.weight[1] - model.weight[0]).detach()
+    margin = (
+        model(x).gather(1, y[:, None]) - model(x).gather(1, (1 - y)[:, None])
+    ).squeeze(1)
+    U = manifold.random_orthonormal_basis(
+        12, d, k, torch.Generator().manual_seed(1), dtype=torch.float64
+    )
+    Pw = torch.einsum("ndk,nk->nd", U, U.transpose(1, 2) @ w)
+    expected = {
+        "full": margin / w.norm(),
+        "on": margin / Pw.norm(dim=1),
+        "off": margin / (w - Pw).norm(dim=1),
+    }
+    for name, sub, comp in (("full", None, False), ("on", U, False), ("off", U, True)):
+        res = natural.minimal_l2_restricted(model, x, y, sub, complement=comp, steps=40)
+        assert bool(res.found.all())
+        torch.testing.assert_close(
+            res.norm, expected[name].detach(), rtol=2e-3, atol=1e-6
+        )
+        assert bool((model(res.x_adv).argmax(1) != y).all())
+        delta = (res.x_adv - x).reshape(12, -1)
+        if sub is not None:
+            inside = torch.einsum("ndk,nd->nk", U, delta)
+            part = torch.einsum("ndk,nk->nd", U, inside)
+            stray = part if comp else delta - part
+            assert float(stray.norm(dim=1).max()) < 1e-8
+
+
+def test_restricted_attack_contract() -> None:
+    model, x = _linear_two_class(10)
+    y = model(x).argmax(1)
+    model.train()
+    x0 = x.clone()
+    res = natural.minimal_l2_restricted(model, x, 1 - y, steps=3)  # all misclassified
+    assert model.training and torch.equal(x, x0)
+    assert torch.equal(res.norm, torch.zeros(12, dtype=x.dtype))
+    with pytest.raises(ValueError, match="complement"):
+        natural.minimal_l2_restricted(model, x, y, complement=True)
+    with pytest.raises(ValueError, match="gamma"):
+        natural.minimal_l2_restricted(model, x, y, gamma=1.5)
+
+
+def test_bootstrap_ci_brackets_the_median() -> None:
+    v = torch.arange(101, dtype=torch.float64)
+    lo, hi = natural.bootstrap_ci(v, n_boot=200)
+    assert lo <= 50 <= hi and hi - lo < 40
+    assert all(
+        math.isnan(t) for t in natural.bootstrap_ci(torch.tensor([float("nan")]))
+    )
+
+
+def test_models_and_samples() -> None:
+    torch.manual_seed(0)
+    clf = natural.image_classifier((3, 8, 8), 4)
+    assert clf(torch.rand(2, 3, 8, 8)).shape == (2, 4)
+    mlp = natural.image_classifier((1, 8, 8), 4)
+    assert mlp(torch.rand(2, 1, 8, 8)).shape == (2, 4)
+    ae = natural.image_autoencoder((1, 8, 8), 3, "conv", width=4)
+    x = torch.rand(20, 1, 8, 8)
+    samples = natural.decode_gaussian_samples(ae, x, 5)
+    assert samples.shape == (5, 1, 8, 8) and float(samples.min()) >= 0
+    assert natural.reconstruction_error(ae, x).shape == (20,)
+    with pytest.raises(ValueError):
+        natural.image_autoencoder((1, 8, 8), 3, "vae")
+
+
+def test_load_with_fallback_says_what_it_used(monkeypatch) -> None:
+    from dmmlib import data
+
+    def unavailable(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise data.DatasetUnavailableError("MNIST is not available offline. Use X.")
+
+    digits = data.ImageDataset(torch.rand(40, 1, 8, 8), torch.arange(40) % 10,
+                               tuple("0123456789"), "digits", "test")
+    monkeypatch.setitem(data._LOADERS, "mnist", unavailable)
+    monkeypatch.setitem(
+        data._LOADERS, "fashion_mnist", lambda train=True, n=None: digits.head(n)
+    )
+    tr, te, msg = natural.load_with_fallback("mnist", n_train=30, n_test=10)
+    assert len(tr) == 30 and len(te) == 10
+    assert "mnist is not available" in msg and "used digits instead" in msg
+
+
+def test_onoff_experiment_and_summary() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(16, 1, 8, 8)
+    model = natural.image_classifier((1, 8, 8), 3)
+    y = model(x).argmax(1)
+    ae = natural.image_autoencoder((1, 8, 8), 4)
+    res = natural.onoff_experiment(
+        model, ae, x, y, pgd_eps=2.0, pgd_steps=3, attack_steps=10
+    )
+    assert res["x"].shape[0] == 16 and res["k"] == 4 and res["n"] == 64
+    s = natural.summarize_onoff(res, n_boot=50)
+    assert math.isclose(s["baseline_on"], 0.25)
+    assert 0 <= s["on_fraction_pgd"] <= 1 and s["success_full"] > 0.5
+    assert s["ratio_off"] >= 0.9

@@ -1,0 +1,180 @@
+"""Phases of training: snapshots, per-member geometry, phase rules, gaps, frozen weights."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from dmmlib import ensemble, geometry, phases
+from dmmlib.models import MLP
+from dmmlib.synthetic import five_points_line, linear_subspace
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():  # noqa: ANN202
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _toy_ensemble(m: int = 2, width: int = 16, alpha: float = 1.0) -> ensemble.Ensemble:
+    nets = []
+    for s in range(m):
+        torch.manual_seed(s)
+        nets.append(phases.scale_init(MLP(2, hidden=(width,), n_classes=2, mean=0.5, std=0.5),
+                                      alpha))
+    return ensemble.Ensemble.from_models(nets)
+
+
+def test_scale_init_multiplies_every_parameter_and_the_function():
+    torch.manual_seed(0)
+    net = MLP(3, hidden=(8,), n_classes=2)
+    before = [p.detach().clone() for p in net.parameters()]
+    x = torch.randn(5, 3)
+    # no biases in play: a one-hidden-layer ReLU net scales like alpha**2 without them
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.Linear):
+                m.bias.zero_()
+    f0 = net(x)
+    phases.scale_init(net, 3.0)
+    for b, p in zip(before, net.parameters()):
+        if p.ndim == 2:
+            assert torch.allclose(p, 3.0 * b)
+    assert torch.allclose(net(x), 9.0 * f0, atol=1e-5)
+    with pytest.raises(ValueError):
+        phases.scale_init(net, 0.0)
+    with pytest.raises(TypeError):
+        phases.scale_init("net", 2.0)
+
+
+def test_param_snapshots_store_the_requested_steps():
+    toy = five_points_line()
+    ens = _toy_ensemble()
+    snaps = phases.ParamSnapshots([0, 1, 3])
+    snaps.initial(ens)
+    first = {k: v.clone() for k, v in ens.params.items()}
+    ensemble.train_ensemble(ens, (toy.x, toy.y), epochs=4, lr=0.1, callback=snaps,
+                            progress=False)
+    assert sorted(snaps.params) == [0, 1, 3]
+    for k in first:
+        assert torch.equal(snaps.params[0][k], first[k])
+        assert not torch.equal(snaps.params[3][k], first[k]) or k.endswith("mean")
+    at3 = snaps.ensemble_at(3)
+    assert len(at3) == 2
+    assert torch.equal(at3.params["net.0.weight"], snaps.params[3]["net.0.weight"])
+    at3.model(1)(toy.x)  # a usable model
+    with pytest.raises(KeyError):
+        snaps.ensemble_at(2)
+    with pytest.raises(TypeError):
+        phases.ParamSnapshots("0, 1")
+
+
+def test_ensemble_geometry_matches_a_recorder_per_member():
+    toy = five_points_line()
+    ens = _toy_ensemble(alpha=4.0)
+    rec = phases.EnsembleGeometry(toy.x, toy.y, toy.tangent, [0, 2], max_distance=2.0)
+    rec.initial(ens)
+    ensemble.train_ensemble(ens, (toy.x, toy.y), epochs=2, lr=1e-2, callback=rec,
+                            progress=False)
+    hist = rec.history()
+    assert hist["step"].tolist() == [0.0, 2.0]
+    assert hist["off_fraction"].shape == (2, 2)
+    single = geometry.GeometryRecorder(toy.x, toy.y, toy.tangent, max_distance=2.0)
+    row = single.record(ens.model(1), 2)
+    assert math.isclose(row["off_fraction"], float(hist["off_fraction"][1, 1]), rel_tol=1e-6)
+    assert math.isclose(row["dist_normal"], float(hist["dist_normal"][1, 1]), rel_tol=1e-6)
+    with pytest.raises(RuntimeError):
+        phases.EnsembleGeometry(toy.x, toy.y, toy.tangent, [0]).history()
+
+
+def test_detect_phases_follows_its_rules():
+    step = torch.tensor([0, 1, 2, 4, 8, 16])
+    acc = torch.tensor([0.5, 0.5, 0.6, 0.8, 1.0, 1.0])
+    moved = phases.detect_phases(step, torch.tensor([False, False, True, True, True, True]), acc)
+    assert moved.cling_step == 2 and moved.clinging_seen and not moved.at_init
+    assert moved.fit_step == 8 and moved.dimpling_seen and moved.kept
+    assert math.isclose(moved.gain, 0.4, abs_tol=1e-6)
+    start = phases.detect_phases(step, torch.ones(6, dtype=torch.bool), acc)
+    assert start.at_init and not start.clinging_seen and start.dimpling_seen
+    lost = phases.detect_phases(step, torch.tensor([True, True, False, False, True, True]), acc)
+    assert not lost.kept and not lost.dimpling_seen
+    never = phases.detect_phases(step, torch.zeros(6, dtype=torch.bool), acc)
+    assert math.isnan(never.cling_step) and not never.clinging_seen and not never.dimpling_seen
+    with pytest.raises(TypeError):
+        phases.detect_phases(step, torch.ones(6), acc)
+    with pytest.raises(ValueError):
+        phases.detect_phases(step[:3], torch.ones(6, dtype=torch.bool), acc)
+
+
+class _Tilted(torch.nn.Module):
+    """Boundary y = 0.5 + s (x - 0.5): class 1 above."""
+
+    def __init__(self, slope: float) -> None:
+        super().__init__()
+        self.s = torch.nn.Parameter(torch.tensor(float(slope)), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = x[:, 1] - 0.5 - self.s * (x[:, 0] - 0.5)
+        return torch.stack([-m, m], 1)
+
+
+def test_boundary_gap_2d_measures_a_tilted_line():
+    grid = geometry.decision_grid_2d(_Tilted(0.2), (0.0, 1.0), (0.0, 1.0), 201)
+    gap = phases.boundary_gap_2d(grid, 0.5)
+    assert gap.shape == (201,)
+    assert math.isclose(float(gap.max()), 0.1, abs_tol=1e-3)
+    inner = phases.boundary_gap_2d(grid, 0.5, x_range=(0.25, 0.75))
+    assert math.isclose(float(inner.max()), 0.05, abs_tol=1e-3)
+    flat = geometry.decision_grid_2d(_Tilted(0.0), (0.0, 1.0), (0.6, 1.0), 51)
+    assert torch.isinf(phases.boundary_gap_2d(flat, 0.5)).all()  # no crossing above 0.6
+    with pytest.raises(ValueError):
+        phases.boundary_gap_2d(grid, 0.5, x_range=(2.0, 3.0))
+
+
+def test_gradient_descent_never_moves_the_orthogonal_weights_but_weight_decay_does():
+    ds = linear_subspace(20, 2, 40, labels="intervals", cells=2, seed=1)
+    nets = []
+    for s in range(2):
+        torch.manual_seed(s)
+        nets.append(MLP(20, hidden=(16,), n_classes=2, mean=0.5, std=0.1))
+    ens = ensemble.Ensemble.from_models(nets)
+    w0 = ens.params["net.0.weight"].clone()
+    ensemble.train_ensemble(ens, (ds.x, ds.y), epochs=20, lr=0.05, momentum=0.9,
+                            weight_decay=[0.0, 0.5], progress=False)
+    w1 = ens.params["net.0.weight"]
+    drift = phases.orthogonal_drift(w0, w1, ds.tangent[0])
+    assert drift.shape == (2,)
+    assert float(drift[0]) < 1e-5
+    assert float(drift[1]) > 1e-2
+    assert float(phases.orthogonal_drift(w0[0], w1[0], ds.tangent[0])) < 1e-5
+    assert float((w1[0] - w0[0]).norm()) > 1e-3  # the in-span part did move
+    with pytest.raises(ValueError):
+        phases.orthogonal_drift(w0, w1[:1], ds.tangent[0])
+
+
+def test_wavy_checkerboard_has_exact_tangents_and_checkerboard_labels():
+    ds = phases.wavy_checkerboard(4, 4, amplitude=0.2, frequency=1.0)
+    assert ds.x.shape == (64, 3) and ds.tangent.shape == (64, 3, 2)
+    x, y = ds.x[:, 0].double(), ds.x[:, 1].double()
+    w = 2 * math.pi
+    assert torch.allclose(ds.x[:, 2].double(),
+                          0.5 + 0.2 * torch.sin(w * x) * torch.sin(w * y), atol=1e-6)
+    # tangent vectors are orthonormal and orthogonal to the surface normal
+    gram = ds.tangent.transpose(1, 2) @ ds.tangent
+    assert torch.allclose(gram, torch.eye(2).expand(64, 2, 2), atol=1e-5)
+    hx = 0.2 * w * torch.cos(w * x) * torch.sin(w * y)
+    hy = 0.2 * w * torch.sin(w * x) * torch.cos(w * y)
+    normal = torch.stack([-hx, -hy, torch.ones_like(hx)], 1).float()
+    assert float((normal[:, :, None] * ds.tangent).sum(1).abs().max()) < 1e-5
+    cell = (ds.coords * 4).floor().long()
+    assert torch.equal(ds.y, (cell[:, 0] + cell[:, 1]) % 2)
+    flat = phases.wavy_checkerboard(3, amplitude=0.0)
+    assert torch.allclose(flat.x[:, 2], torch.full((9,), 0.5))
+    with pytest.raises(ValueError):
+        phases.wavy_checkerboard(3, 2)
+    with pytest.raises(ValueError):
+        phases.wavy_checkerboard(3, amplitude=-1.0)
