@@ -57,6 +57,9 @@ book: $(STAMP) data js
 # ---- tests --------------------------------------------------------------------
 COLAB_VENV := _build/colab-venv
 
+# The scoreboard page shows what the chapters of this run recorded, nothing older.
+CLEAR_SCOREBOARD = $(BIN)/python -c "import dmmlib.scoreboard as s; s.clear()"
+
 test: export DMM_PROFILE ?= ci
 test: $(STAMP) data
 	$(MAKE) test-unit test-notebooks test-build test-browser test-env
@@ -73,6 +76,7 @@ test-notebooks: $(STAMP)
 	  "$$($(COLAB_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/_dmm_base_env.pth"
 	cd book && ../$(COLAB_VENV)/bin/python -c "import importlib.util as u, torch; \
 	  assert u.find_spec('dmmlib') is None, 'dmmlib must not be importable before the install cell'"
+	$(CLEAR_SCOREBOARD)
 	DMMLIB_SOURCE=$(CURDIR) $(COLAB_VENV)/bin/python -m pytest -q -p no:cacheprovider \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=900 $(NOTEBOOKS)
 	cd book && ../$(COLAB_VENV)/bin/python -c "import dmmlib; \
@@ -84,6 +88,7 @@ test-notebooks: $(STAMP)
 # The execution cache is cleared so every chapter really runs.
 test-build: $(STAMP) js
 	rm -rf _build/html _build/.jupyter_cache _build/.doctrees _build/jupyter_execute
+	$(CLEAR_SCOREBOARD)
 	DMM_PROGRESS=0 DMM_STATIC_FIGURES=1 $(BIN)/jupyter-book build . --builder html -W --keep-going
 
 # Every built page opened in headless Chromium; screenshots in test-artifacts/.
@@ -106,10 +111,11 @@ test-env: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider tests/test_book.py -k environment
 
 sync: $(STAMP)
-	$(BIN)/jupytext --to ipynb $(CHAPTERS)
+	$(BIN)/jupytext --sync $(CHAPTERS)
 
 bench: $(STAMP)
-	bash benchmarks/run_all.sh
+	$(BIN)/python benchmarks/bench_manifold.py --threads 1
+	PYTHON=$(BIN)/python bash benchmarks/run_attacks.sh
 
 clean:
 	rm -rf _build

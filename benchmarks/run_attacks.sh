@@ -2,9 +2,20 @@
 # Benchmark dmmlib.attacks against torchattacks, foolbox, ART and adv-lib (CPU, one process).
 # Usage: benchmarks/run_attacks.sh [bench_attacks.py options, e.g. --n 128 --threads 1]
 # Writes benchmarks/results_attacks_cpu.json; summarised in benchmarks/README.md ("## Attacks").
+#
+# The comparison libraries never enter the book's environment (.venv): they go into
+# .venv-bench, a virtual environment that sees .venv's packages (torch, dmmlib, ...)
+# through a .pth file and adds only what the benchmark needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-.venv/bin/python}
+BASE=${PYTHON:-.venv/bin/python}
+BENCH=.venv-bench
+if [[ ! -x "$BENCH/bin/python" ]]; then
+  "$BASE" -m venv "$BENCH"
+  "$BASE" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > \
+    "$("$BENCH/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/_dmm_base_env.pth"
+fi
+PY="$BENCH/bin/python"
 
 torch_before=$("$PY" -c 'import torch, torchvision; print(torch.__version__, torchvision.__version__)')
 # foolbox and ART: the `bench` extra of pyproject.toml (their dependencies are small).
@@ -15,8 +26,9 @@ torch_before=$("$PY" -c 'import torch, torchvision; print(torch.__version__, tor
 torch_after=$("$PY" -c 'import torch, torchvision; print(torch.__version__, torchvision.__version__)')
 if [[ "$torch_before" != "$torch_after" ]]; then
   echo "run_attacks.sh: installing the comparison libraries changed torch/torchvision" \
-       "($torch_before -> $torch_after); reinstall the pinned versions" >&2
+       "($torch_before -> $torch_after); delete $BENCH and check the pins" >&2
   exit 1
 fi
 
-exec "$PY" benchmarks/bench_attacks.py "$@"
+# dmmlib is an editable install in .venv, which a .pth-linked environment cannot see: use the checkout.
+PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" exec "$PY" benchmarks/bench_attacks.py "$@"
