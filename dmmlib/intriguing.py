@@ -30,7 +30,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._validate import check_images, check_int, check_nonnegative, check_positive, check_tensor
+from ._validate import (
+    check_images,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    check_tensor,
+    preserved_modes,
+)
 from .device import module_device
 
 __all__ = [
@@ -201,27 +208,28 @@ def fit_sparse_autoencoder(
     gen = torch.Generator().manual_seed(seed)
     n = x.shape[0]
     history: dict[str, list[float]] = {"loss": [], "mse": [], "mean_activation": []}
-    was_training = ae.training
-    ae.train()
     bar = tqdm(total=epochs * math.ceil(n / batch_size), desc="sparse AE",
                disable=not progress_enabled(progress), leave=False)
+    # training needs gradients even under a caller's no_grad(); every submodule's
+    # own train/eval flag is restored afterwards
     try:
-        for _ in range(epochs):
-            order = torch.randperm(n, generator=gen)
-            sums = torch.zeros(3, device=device)
-            for start in range(0, n, batch_size):
-                xb = x[order[start:start + batch_size]].to(device)
-                loss, mse, act = _sparse_ae_loss(ae, xb, sparsity, target)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sums += torch.stack([loss.detach(), mse.detach(), act]) * xb.shape[0]
-                bar.update(1)
-            for key, value in zip(history, (sums / n).tolist()):
-                history[key].append(value)
+        with preserved_modes(ae), torch.enable_grad():
+            ae.train()
+            for _ in range(epochs):
+                order = torch.randperm(n, generator=gen)
+                sums = torch.zeros(3, device=device)
+                for start in range(0, n, batch_size):
+                    xb = x[order[start:start + batch_size]].to(device)
+                    loss, mse, act = _sparse_ae_loss(ae, xb, sparsity, target)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sums += torch.stack([loss.detach(), mse.detach(), act]) * xb.shape[0]
+                    bar.update(1)
+                for key, value in zip(history, (sums / n).tolist()):
+                    history[key].append(value)
     finally:
         bar.close()
-        ae.train(was_training)
     return history
 
 
@@ -344,15 +352,14 @@ def layer_activations(model: nn.Module, layer: nn.Module, x: torch.Tensor,
     x = check_tensor(x, "x", min_ndim=2)
     out: list[torch.Tensor] = []
     handle = layer.register_forward_hook(lambda _m, _i, o: out.append(o.detach().flatten(1)))
-    was_training = model.training
-    model.eval()
     device = module_device(model)
     try:
-        for i in range(0, x.shape[0], batch_size):
-            model(x[i:i + batch_size].to(device))
+        with preserved_modes(model):  # every submodule's own flag comes back
+            model.eval()
+            for i in range(0, x.shape[0], batch_size):
+                model(x[i:i + batch_size].to(device))
     finally:
         handle.remove()
-        model.train(was_training)
     return torch.cat(out).to(x.device)
 
 

@@ -37,6 +37,7 @@ from ._validate import (
     check_int,
     check_labels,
     check_positive,
+    preserved_modes,
 )
 from .device import module_device
 
@@ -282,16 +283,13 @@ def reconstruction_error(
     Introduced in the chapter "Experiments on natural images".
     """
     xt = check_images(x, "x")
-    was = ae.training
-    ae.eval()
     dev = module_device(ae)
-    try:
+    with preserved_modes(ae):  # every submodule's own train/eval flag comes back
+        ae.eval()
         out = [
             ((ae(xb.to(dev)) - xb.to(dev)) ** 2).flatten(1).mean(1).to(xt.device)
             for xb in xt.split(batch_size)
         ]
-    finally:
-        ae.train(was)
     return torch.cat(out)
 
 
@@ -309,10 +307,9 @@ def decode_gaussian_samples(
     """
     xt = check_images(x, "x")
     check_int(n, "n", 1)
-    was = ae.training
-    ae.eval()
     dev = module_device(ae)
-    try:
+    with preserved_modes(ae):  # every submodule's own train/eval flag comes back
+        ae.eval()
         z = torch.cat([ae.encoder(xb.to(dev)) for xb in xt.split(1024)]).double().cpu()
         mean = z.mean(0)
         cov = torch.cov(z.T).reshape(z.shape[1], z.shape[1])
@@ -326,8 +323,6 @@ def decode_gaussian_samples(
         )
         codes = (mean + g @ chol.T).to(dtype=next(ae.parameters()).dtype, device=dev)
         return ae.decoder(codes).to(xt.device)
-    finally:
-        ae.train(was)
 
 
 # ------------------------------------------------------------------ restricted attack
@@ -549,6 +544,7 @@ def onoff_experiment(
     the result can go through :func:`dmmlib.cache.cached_result`.
     """
     from .attacks import pgd
+    from .attacks._common import eval_mode
     from .manifold import (
         random_subspace_fractions,
         split_on_off_manifold,
@@ -581,7 +577,8 @@ def onoff_experiment(
     rand = random_subspace_fractions(
         delta.cpu(), U.shape[2], torch.Generator().manual_seed(seed)
     )
-    g_split = split_on_off_manifold(_margin_and_grad(model, xd, yd)[1], U)
+    with eval_mode(model):  # the gradient of the model as attacked (eval mode)
+        g_split = split_on_off_manifold(_margin_and_grad(model, xd, yd)[1], U)
     out: dict[str, Any] = {
         "n": int(xd[0].numel()),
         "k": int(U.shape[2]),

@@ -175,13 +175,15 @@ class RandomReLUNetworks:
         if i >= len(self):
             raise ValueError(f"i: there are {len(self)} networks, got index {i}")
         layers: list[nn.Module] = []
+        # skip_init: no random initialisation (it would draw from the global RNG),
+        # the weights are copied in right away
         for w in self.weights[:-1]:
-            lin = nn.Linear(w.shape[1], w.shape[2], bias=False, dtype=self.dtype,
-                            device=self.device)
+            lin = nn.utils.skip_init(nn.Linear, w.shape[1], w.shape[2], bias=False,
+                                     dtype=self.dtype, device=self.device)
             lin.weight.data.copy_(w[i].T)
             layers += [lin, nn.ReLU()]
-        out = nn.Linear(self.weights[-1].shape[1], 1, bias=False, dtype=self.dtype,
-                        device=self.device)
+        out = nn.utils.skip_init(nn.Linear, self.weights[-1].shape[1], 1, bias=False,
+                                 dtype=self.dtype, device=self.device)
         out.weight.data.copy_(self.weights[-1][i][None])
         layers.append(out)
         return nn.Sequential(*layers).eval()
