@@ -218,3 +218,60 @@ def test_no_page_needs_a_cdn_for_interactive_figures():
                     r"plotly|jupyter-widgets|html-manager|require", src):
                 offenders.append(f"{page.name}: {src}")
     assert not offenders, "\n".join(offenders)
+
+
+class _ArticleImages(HTMLParser):
+    """The <img> tags inside the page's main content (``<article class="bd-article">``).
+
+    The theme's own images (logo, launch-button icons in the header) lie
+    outside the article and are not collected.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0  # how many <article class="bd-article"> we are inside
+        self.stack: list[bool] = []  # for each open <article>: is it the main one?
+        self.images: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "article":
+            main = "bd-article" in (a.get("class") or "").split()
+            self.stack.append(main)
+            self.depth += main
+        elif tag == "img" and self.depth:
+            self.images.append(a)
+
+    def handle_endtag(self, tag):
+        if tag == "article" and self.stack:
+            self.depth -= self.stack.pop()
+
+
+_IMAGE_FILE = re.compile(r"\.(png|jpe?g|gif|svg|webp)$", re.IGNORECASE)
+
+
+def _missing_alt(img: dict[str, str | None]) -> bool:
+    """No alt text a reader could use: absent, blank, or docutils' default (the file's path)."""
+    alt = (img.get("alt") or "").strip()
+    src = (img.get("src") or "").strip()
+    return not alt or alt == src or bool(_IMAGE_FILE.search(alt))
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+def test_every_figure_has_alt_text(page):
+    """Every image in a page's main content has real alt text.
+
+    A code cell's figure gets it from the cell's ``mystnb: image: alt:``
+    option (see any chapter); without it Sphinx writes the image's file path
+    as the alt text, which this test rejects too.
+    """
+    parser = _ArticleImages()
+    parser.feed(page.read_text(encoding="utf-8"))
+    missing = [img.get("src") or "?" for img in parser.images
+               # frames of matplotlib's JavaScript animation player
+               # (dmmlib.interactive.animation_html): HTML made by code, no alt option
+               if not (img.get("id") or "").startswith("_anim_img")
+               and _missing_alt(img)]
+    assert not missing, (f"{page.relative_to(HTML)}: {len(missing)} image(s) without alt text "
+                         "(add `mystnb: image: alt:` to the cell):\n  "
+                         + "\n  ".join(s[:120] for s in missing))
