@@ -20,7 +20,15 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._validate import check_choice, check_int, check_positive, check_tensor
+from ._validate import (
+    check_choice,
+    check_images,
+    check_int,
+    check_labels,
+    check_model,
+    check_positive,
+    output_size,
+)
 
 __all__ = ["target_labels", "MislabelledSet", "mislabelled_dataset"]
 
@@ -42,8 +50,12 @@ def target_labels(y: torch.Tensor, n_classes: int, rule: str = "det", *,
         (D_rand: the label carries no clean-data information at all).
     seed: seeds ``"rand"`` (a private generator).
     """
-    if not isinstance(y, torch.Tensor) or y.is_floating_point() or y.ndim != 1:
-        raise TypeError("y: expected a 1-D integer tensor of labels")
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"y: expected a torch.Tensor of class indices, got {type(y).__name__}")
+    if y.is_floating_point() or y.dtype == torch.bool or y.is_complex():
+        raise TypeError(f"y: expected integer class indices, got dtype {y.dtype}")
+    if y.ndim != 1:
+        raise ValueError(f"y: expected a 1-D tensor of labels, got shape {tuple(y.shape)}")
     check_int(n_classes, "n_classes", 2)
     check_choice(rule, "rule", ("det", "rand"))
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n_classes):
@@ -111,15 +123,20 @@ def mislabelled_dataset(
     MislabelledSet on ``x``'s device.
     """
     from .attacks import pgd
+    from .attacks._common import parse_norm
 
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
-    xt = check_tensor(x, "x", min_ndim=2)
-    if not isinstance(y, torch.Tensor) or y.shape != (xt.shape[0],):
-        raise ValueError(f"y: expected labels of shape ({xt.shape[0]},)")
+    model = check_model(model)
+    xt = check_images(x, "x")
+    check_int(n_classes, "n_classes", 2)
+    outputs = output_size(model, xt)
+    if n_classes > outputs:
+        raise ValueError(f"n_classes: {n_classes} classes but the model has {outputs} outputs")
+    check_labels(y, xt, "y", n_classes)
     eps = check_positive(eps, "eps")
+    parse_norm(norm)
     check_int(steps, "steps", 1)
     check_int(batch_size, "batch_size", 1)
+    check_int(seed, "seed", 0)
     targets = target_labels(y, n_classes, rule, seed=seed)
     xs, oks = [], []
     for start in range(0, xt.shape[0], batch_size):

@@ -80,6 +80,13 @@ def plotly_html(fig: object, *, include_plotlyjs: str | bool = "once", height: i
     if include_plotlyjs not in ("once", True, False):
         raise ValueError(f"include_plotlyjs: expected 'once', True or False, got "
                          f"{include_plotlyjs!r}")
+    if height is not None and (isinstance(height, bool) or not isinstance(height, int)
+                               or height < 1):
+        raise ValueError(f"height: expected a positive int (pixels) or None, got {height!r}")
+    if div_id is not None and (not isinstance(div_id, str) or not div_id
+                               or any(ch in div_id for ch in " \"'<>&")):
+        raise ValueError(f"div_id: expected a non-empty HTML id (no spaces, quotes or "
+                         f"<>&), got {div_id!r}")
     if include_plotlyjs == "once":
         include = in_colab() or not _PLOTLYJS_SHOWN
     else:

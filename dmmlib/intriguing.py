@@ -33,9 +33,12 @@ from tqdm.auto import tqdm
 from ._validate import (
     check_images,
     check_int,
+    check_labels,
+    check_model,
     check_nonnegative,
     check_positive,
     check_tensor,
+    output_size,
     preserved_modes,
 )
 from .device import module_device
@@ -93,7 +96,11 @@ def scale_to_distortion(x: torch.Tensor, direction: torch.Tensor, distortion: fl
     if direction.shape != x.shape:
         raise ValueError(f"direction: shape {tuple(direction.shape)} differs from x's "
                          f"{tuple(x.shape)}")
-    target = torch.as_tensor(distortion, dtype=x.dtype, device=x.device).expand(x.shape[0])
+    target = torch.as_tensor(distortion, dtype=x.dtype, device=x.device)
+    if target.ndim > 1 or (target.ndim == 1 and target.shape[0] != x.shape[0]):
+        raise ValueError(f"distortion: expected a number or shape ({x.shape[0]},), got "
+                         f"{tuple(target.shape)}")
+    target = target.expand(x.shape[0])
     if bool((target < 0).any()) or not bool(torch.isfinite(target).all()):
         raise ValueError("distortion: must be finite and non-negative")
     check_int(iters, "iters", 1)
@@ -124,8 +131,11 @@ def gaussian_noise(x: torch.Tensor, sigma: float | torch.Tensor, *,
     """``clip(x + sigma * N(0, I), 0, 1)``: the paper's Gaussian-noise control."""
     x = check_images(x, "x")
     s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
-    if bool((s < 0).any()):
-        raise ValueError("sigma: must be non-negative")
+    if not bool(torch.isfinite(s).all()) or bool((s < 0).any()):
+        raise ValueError("sigma: must be finite and non-negative")
+    if s.ndim > 1 or (s.ndim == 1 and s.shape[0] != x.shape[0]):
+        raise ValueError(f"sigma: expected a number or shape ({x.shape[0]},), got "
+                         f"{tuple(s.shape)}")
     if s.ndim == 1:
         s = s.reshape(-1, *([1] * (x.ndim - 1)))
     noise = torch.randn(x.shape, generator=generator, dtype=x.dtype,
@@ -316,10 +326,12 @@ def error_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: i
     """Fraction of ``x`` that ``model`` misclassifies (eval mode, caller's mode restored)."""
     from .train import predict
 
+    model = check_model(model)
     x = check_tensor(x, "x", min_ndim=2)
-    if x.shape[0] == 0 or y.shape != (x.shape[0],):
-        raise ValueError(f"y: expected shape ({x.shape[0]},) for a non-empty batch, "
-                         f"got {tuple(y.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"x: empty batch (shape {tuple(x.shape)})")
+    y = check_labels(y, x, "y", output_size(model, x))
+    check_int(batch_size, "batch_size", 1)
     return float((predict(model, x, batch_size) != y.to(x.device)).float().mean())
 
 
@@ -332,8 +344,26 @@ def transfer_matrix(examples: Mapping[str, torch.Tensor], models: Mapping[str, n
     ``models[target]`` is evaluated on each. Put the result in a table with
     ``pandas.DataFrame(out).T`` (rows: sources, columns: targets).
     """
-    if not examples or not models:
-        raise ValueError("examples and models must be non-empty mappings")
+    for arg, name in ((examples, "examples"), (models, "models")):
+        if not isinstance(arg, Mapping):
+            raise TypeError(f"{name}: expected a mapping (dict) of names to "
+                            f"{'tensors' if name == 'examples' else 'models'}, got "
+                            f"{type(arg).__name__}")
+        if not arg:
+            raise ValueError(f"{name}: empty mapping")
+    for tgt, m in models.items():
+        check_model(m, f"models[{tgt!r}]")
+    xs_all = [check_tensor(xs, f"examples[{src!r}]", min_ndim=2)
+              for src, xs in examples.items()]
+    for (src, xs) in zip(examples, xs_all):
+        if xs.shape[0] == 0:
+            raise ValueError(f"examples[{src!r}]: empty batch (shape {tuple(xs.shape)})")
+        if xs.shape[1:] != xs_all[0].shape[1:]:
+            raise ValueError(f"examples[{src!r}]: images of shape {tuple(xs.shape[1:])} "
+                             f"differ from the first set's {tuple(xs_all[0].shape[1:])}")
+        check_labels(y, xs, "y")
+    for tgt, m in models.items():
+        check_labels(y, xs_all[0], "y", output_size(m, xs_all[0], f"models[{tgt!r}]"))
     return {src: {tgt: error_rate(m, xs, y) for tgt, m in models.items()}
             for src, xs in examples.items()}
 
@@ -347,9 +377,12 @@ def layer_activations(model: nn.Module, layer: nn.Module, x: torch.Tensor,
     Runs ``model`` in eval mode (the caller's mode is restored) and records
     ``layer``'s output with a forward hook; the result is on ``x``'s device.
     """
+    model = check_model(model)
+    check_model(layer, "layer")
     if not any(m is layer for m in model.modules()):
         raise ValueError("layer: not a submodule of model")
     x = check_tensor(x, "x", min_ndim=2)
+    check_int(batch_size, "batch_size", 1)
     out: list[torch.Tensor] = []
     handle = layer.register_forward_hook(lambda _m, _i, o: out.append(o.detach().flatten(1)))
     device = module_device(model)
@@ -381,9 +414,11 @@ def top_activating(activations: torch.Tensor, directions: torch.Tensor, k: int) 
     """
     a = check_tensor(activations, "activations", min_ndim=2)
     d = check_tensor(directions, "directions", min_ndim=2)
-    if a.ndim != 2 or d.ndim != 2 or a.shape[1] != d.shape[1]:
-        raise ValueError(f"activations {tuple(a.shape)} and directions {tuple(d.shape)}: "
-                         "expected (N, width) and (D, width)")
+    if a.ndim != 2:
+        raise ValueError(f"activations: expected shape (N, width), got {tuple(a.shape)}")
+    if d.ndim != 2 or d.shape[1] != a.shape[1]:
+        raise ValueError(f"directions: expected shape (D, {a.shape[1]}) to match "
+                         f"activations {tuple(a.shape)}, got {tuple(d.shape)}")
     check_int(k, "k", 1)
     if k > a.shape[0]:
         raise ValueError(f"k: at most the number of inputs ({a.shape[0]}), got {k}")
@@ -416,7 +451,7 @@ def mixed_perturb(attack: Callable[[nn.Module, torch.Tensor, torch.Tensor], torc
     """
     if not callable(attack):
         raise TypeError(f"attack: expected a callable, got {type(attack).__name__}")
-    if not 0 <= fraction <= 1:
+    if not 0 <= check_nonnegative(fraction, "fraction") <= 1:
         raise ValueError(f"fraction: must lie in [0, 1], got {fraction}")
 
     def perturb(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:

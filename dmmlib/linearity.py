@@ -24,8 +24,10 @@ from ._validate import (
     check_basis,
     check_int,
     check_labels,
+    check_model,
     check_positive,
     check_tensor,
+    output_size,
 )
 from .device import module_device
 
@@ -41,8 +43,11 @@ def margin_and_gradient(
     """
     from .transfer import input_gradients
 
+    model = check_model(model)
     xt = check_tensor(x, "x", min_ndim=2)
-    yt = check_labels(y, xt, "y")
+    if xt.shape[0] == 0:
+        raise ValueError(f"x: empty batch (shape {tuple(xt.shape)})")
+    yt = check_labels(y, xt, "y", output_size(model, xt))
     g = input_gradients(model, xt, yt, objective="margin")
     return _margin(model, xt, yt), g
 
@@ -115,12 +120,17 @@ def linearity_profile(
     s_max: the line is followed up to ``s_max`` times the linear prediction.
     n_points: grid points on ``[0, s_max]``.
     """
+    model = check_model(model)
     xt = check_tensor(x, "x", min_ndim=2)
-    yt = check_labels(y, xt, "y")
+    if xt.shape[0] == 0:
+        raise ValueError(f"x: empty batch (shape {tuple(xt.shape)})")
+    yt = check_labels(y, xt, "y", output_size(model, xt))
     s_max = check_positive(s_max, "s_max")
     check_int(n_points, "n_points", 2)
     if complement and subspace is None:
         raise ValueError("complement: needs a subspace")
+    if subspace is not None:
+        check_basis(subspace, xt, "subspace")
     m, g = margin_and_gradient(model, xt, yt)
     flat = g.flatten(1).double()
     if subspace is not None:

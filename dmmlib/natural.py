@@ -36,7 +36,10 @@ from ._validate import (
     check_images,
     check_int,
     check_labels,
+    check_model,
+    check_nonnegative,
     check_positive,
+    output_size,
     preserved_modes,
 )
 from .device import module_device
@@ -430,10 +433,9 @@ def minimal_l2_restricted(
     """
     from .attacks._common import eval_mode
 
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
+    model = check_model(model)
     xt = check_images(x, "x")
-    yt = check_labels(y, xt, "y")
+    yt = check_labels(y, xt, "y", output_size(model, xt))
     check_int(steps, "steps", 1)
     check_int(refine, "refine", 0)
     for value, name in (
@@ -447,6 +449,8 @@ def minimal_l2_restricted(
         raise ValueError(f"gamma, final_gamma: must be < 1, got {gamma}, {final_gamma}")
     if complement and subspace is None:
         raise ValueError("complement: needs a subspace (pass subspace=U)")
+    if subspace is not None:
+        check_basis(subspace, xt, "subspace")
     dev = module_device(model)
     dtype = next(
         (p.dtype for p in model.parameters() if p.is_floating_point()), xt.dtype
@@ -552,8 +556,17 @@ def onoff_experiment(
     )
     from .train import predict
 
+    model = check_model(model)
+    ae = check_model(ae, "ae")
+    if not isinstance(getattr(ae, "decoder", None), nn.Module):
+        raise TypeError(f"ae: expected an autoencoder with a .decoder module, got "
+                        f"{type(ae).__name__}")
     xt = check_images(x, "x")
-    yt = check_labels(y, xt, "y")
+    yt = check_labels(y, xt, "y", output_size(model, xt))
+    check_nonnegative(pgd_eps, "pgd_eps")
+    check_int(pgd_steps, "pgd_steps", 1)
+    check_int(attack_steps, "attack_steps", 1)
+    check_int(seed, "seed", 0)
     dev = module_device(model)
     correct = (predict(model, xt.to(dev)) == yt.to(dev)).cpu()
     xc, yc = xt[correct.to(xt.device)], yt[correct.to(yt.device)]
@@ -664,6 +677,17 @@ def summarize_onoff(
     random-subspace baselines ``sqrt(n/k)`` and ``sqrt(n/(n-k))``; ``*_lo`` /
     ``*_hi`` are 95% bootstrap intervals of the medians.
     """
+    if not isinstance(result, dict):
+        raise TypeError(f"result: expected the dict returned by onoff_experiment, got "
+                        f"{type(result).__name__}")
+    needed = ("n", "k", "x", "pgd_success", "on_fraction_pgd", "on_fraction_random",
+              "on_fraction_grad", *(f"{p}_{s}" for p in ("norm", "found")
+                                    for s in ("full", "on", "off")))
+    absent = [key for key in needed if key not in result]
+    if absent:
+        raise ValueError(f"result: not an onoff_experiment result, missing {absent}")
+    check_int(n_boot, "n_boot", 1)
+    check_int(seed, "seed", 0)
     n, k = int(result["n"]), int(result["k"])
     out: dict[str, float] = {
         "n": float(n),
@@ -712,15 +736,26 @@ def bootstrap_ci(
 
     Introduced in the chapter "Experiments on natural images".
     """
-    v = torch.as_tensor(values, dtype=torch.float64).flatten()
-    v = v[torch.isfinite(v)]
-    if v.numel() == 0:
-        return math.nan, math.nan
+    if isinstance(values, torch.Tensor):
+        if values.dtype == torch.bool or values.is_complex():
+            raise TypeError(f"values: expected real numbers, got dtype {values.dtype}")
+        v = values.detach().to("cpu", torch.float64).flatten()
+    else:
+        try:
+            v = torch.as_tensor(values, dtype=torch.float64).flatten()
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"values: expected a tensor or a sequence of numbers, got "
+                            f"{type(values).__name__}") from None
     if stat not in ("median", "mean"):
         raise ValueError(f"stat: expected 'median' or 'mean', got {stat!r}")
     check_int(n_boot, "n_boot", 1)
-    if not 0 < level < 1:
+    if not 0 < check_positive(level, "level") < 1:
         raise ValueError(f"level: must lie in (0, 1), got {level}")
+    check_int(seed, "seed", 0)
+    # non-finite entries stand for "not found" (e.g. an attack's inf norm): dropped
+    v = v[torch.isfinite(v)]
+    if v.numel() == 0:
+        return math.nan, math.nan
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, v.numel(), (n_boot, v.numel()), generator=gen)
     samples = v[idx]

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._validate import check_basis, check_int, check_positive, check_tensor
+from ._validate import check_basis, check_int, check_nonnegative, check_positive, check_tensor
 from .ensemble import Ensemble
 from .geometry import GeometryRecorder, Grid2D
 from .synthetic import ManifoldDataset, label_coordinates
@@ -220,13 +220,20 @@ def detect_phases(step: torch.Tensor, clings: torch.Tensor, accuracy: torch.Tens
     step, clings, accuracy: 1-D curves of equal length: recorded steps, the
         clinging state (bool), the training accuracy (e.g. mean over seeds).
     """
-    s = check_tensor(step, "step", floating=False).double().flatten()
+    st = check_tensor(step, "step", floating=False)
+    if st.is_floating_point() and not bool(torch.isfinite(st).all()):
+        raise ValueError("step: contains NaN or infinite values")
+    s = st.double().flatten()
     if not isinstance(clings, torch.Tensor) or clings.dtype != torch.bool:
         raise TypeError("clings: expected a boolean tensor (the clinging state per record)")
     c = clings.flatten()
     a = check_tensor(accuracy, "accuracy").double().flatten()
     if not (s.shape == c.shape == a.shape) or s.numel() < 2:
-        raise ValueError("step, clings, accuracy: expected 1-D curves of one length >= 2")
+        raise ValueError("step, clings, accuracy: expected 1-D curves of one length >= 2, got "
+                         f"shapes {tuple(st.shape)}, {tuple(clings.shape)}, "
+                         f"{tuple(accuracy.shape)}")
+    check_nonnegative(accuracy_tol, "accuracy_tol")
+    check_nonnegative(min_gain, "min_gain")
     final = float(a[-1])
     i_fit = int(torch.nonzero(a >= final - accuracy_tol)[0])
     if not bool(c.any()):

@@ -345,6 +345,13 @@ class OneStep(NamedTuple):
     ratio: torch.Tensor
 
 
+def _check_nets(nets: object) -> RandomReLUNetworks:
+    if not isinstance(nets, RandomReLUNetworks):
+        raise TypeError(f"nets: expected RandomReLUNetworks (see random_relu_networks), got "
+                        f"{type(nets).__name__}")
+    return nets
+
+
 def _descent(nets: RandomReLUNetworks, x: torch.Tensor
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """f, unit direction towards the sign change, gradient norm, x (M, N, d), valid mask."""
@@ -367,6 +374,8 @@ def one_step_attack(nets: RandomReLUNetworks, x: torch.Tensor, *,
     along this direction, so the exact linear step flips the sign only
     sometimes). ``x``: (N, d) shared or (M, N, d).
     """
+    _check_nets(nets)
+    nets._inputs(x)  # x: shape, dtype, finite, before any work
     overshoot = check_nonnegative(overshoot, "overshoot")
     f, u, gn, xw, valid = _descent(nets, x)
     t = (1 + overshoot) * f.abs() / torch.where(valid, gn, torch.ones_like(gn))
@@ -409,6 +418,8 @@ def crossing_along_gradient(nets: RandomReLUNetworks, x: torch.Tensor, *,
     first interval with a sign change and a bisection shrinks it to
     ``tol * t_lin``. Crossings narrower than the scan spacing may be missed.
     """
+    _check_nets(nets)
+    nets._inputs(x)  # x: shape, dtype, finite, before any work
     max_multiple = check_positive(max_multiple, "max_multiple")
     check_int(n_scan, "n_scan", 1)
     tol = check_positive(tol, "tol")
@@ -452,6 +463,8 @@ def linearization_error(nets: RandomReLUNetworks, x: torch.Tensor, *,
     is off by as much as the whole predicted change. NaN where the gradient
     vanishes.
     """
+    _check_nets(nets)
+    nets._inputs(x)  # x: shape, dtype, finite, before any work
     multiple = check_positive(multiple, "multiple")
     f, u, gn, xw, valid = _descent(nets, x)
     safe = torch.where(valid, gn, torch.ones_like(gn))
@@ -508,7 +521,13 @@ def loglog_fit(x: Sequence[float] | torch.Tensor, y: torch.Tensor, *, n_boot: in
     ``log y`` over rows; the interval resamples rows with replacement
     (``n_boot`` times) and takes the central ``level`` quantiles.
     """
-    xs = torch.as_tensor(x, dtype=torch.float64).flatten()
+    try:
+        xs = torch.as_tensor(x, dtype=torch.float64).flatten()
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"x: expected a sequence of numbers or a tensor, got "
+                        f"{type(x).__name__}") from None
+    if not bool(torch.isfinite(xs).all()):
+        raise ValueError("x: contains NaN or infinite values")
     ys = check_tensor(y, "y", min_ndim=2).to(torch.float64)
     if ys.ndim != 2 or ys.shape[1] != xs.numel():
         raise ValueError(f"y: expected shape (R, {xs.numel()}), got {tuple(ys.shape)}")

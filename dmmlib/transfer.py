@@ -27,7 +27,16 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._validate import check_basis, check_images, check_int, check_labels, check_tensor
+from ._validate import (
+    check_basis,
+    check_images,
+    check_int,
+    check_labels,
+    check_model,
+    check_nonnegative,
+    check_tensor,
+    output_size,
+)
 from .device import module_device
 
 __all__ = [
@@ -62,8 +71,11 @@ def input_gradients(
     """
     from .attacks._common import eval_mode
 
+    model = check_model(model)
     xt = check_tensor(x, "x", min_ndim=2)
-    yt = check_labels(y, xt, "y")
+    if xt.shape[0] == 0:
+        raise ValueError(f"x: empty batch (shape {tuple(xt.shape)})")
+    yt = check_labels(y, xt, "y", output_size(model, xt))
     if objective not in ("loss", "margin"):
         raise ValueError(f"objective: expected 'loss' or 'margin', got {objective!r}")
     check_int(batch_size, "batch_size", 1)
@@ -118,13 +130,19 @@ def gradient_alignment(
     ``U`` (N, D, k) holds orthonormal bases (tangent spaces); without it the
     ``on``/``off`` fields are NaN.
     """
-    full = cosine_similarity(a, b)
+    at = check_tensor(a, "a", min_ndim=2)
+    bt = check_tensor(b, "b", min_ndim=2)
+    if at.shape != bt.shape:
+        raise ValueError(f"b: shape {tuple(bt.shape)} differs from a's {tuple(at.shape)}")
+    if U is not None:
+        Ut = check_basis(U, at, "U")
+    full = cosine_similarity(at, bt)
     if U is None:
         nan = torch.full_like(full, float("nan"))
         return Alignment(full, nan, nan)
-    at = a.flatten(1)
-    bt = b.flatten(1).to(at.device, at.dtype)
-    Ut = check_basis(U, a, "U").to(at.device, at.dtype)
+    at = at.flatten(1)
+    bt = bt.flatten(1).to(at.device, at.dtype)
+    Ut = Ut.to(at.device, at.dtype)
 
     def on(v: torch.Tensor) -> torch.Tensor:
         return torch.einsum("ndk,nk->nd", Ut, torch.einsum("ndk,nd->nk", Ut, v))
@@ -154,10 +172,12 @@ def error_rate(
     """
     from .train import predict
 
+    model = check_model(model)
     xt = check_tensor(x, "x", min_ndim=2)
-    yt = check_labels(y, xt, "y")
     if xt.shape[0] == 0:
-        raise ValueError("x: empty batch")
+        raise ValueError(f"x: empty batch (shape {tuple(xt.shape)})")
+    yt = check_labels(y, xt, "y", output_size(model, xt))
+    check_int(batch_size, "batch_size", 1)
     return float((predict(model, xt, batch_size) != yt.to(xt.device)).float().mean())
 
 
@@ -176,6 +196,9 @@ def equal_norm_noise(
     nt = check_tensor(norms, "norms").flatten()
     if nt.shape[0] != xt.shape[0]:
         raise ValueError(f"norms: expected {xt.shape[0]} values, got {nt.shape[0]}")
+    if nt.numel() and float(nt.min()) < 0:
+        raise ValueError(f"norms: must be non-negative, found {float(nt.min()):.4g}")
+    check_int(seed, "seed", 0)
     g = torch.randn(
         xt.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
     ).to(device=xt.device)
@@ -192,7 +215,10 @@ def random_targets(y: torch.Tensor, n_classes: int, *, seed: int = 0) -> torch.T
     Introduced in the chapter "Is the Dimpled Manifold Model right?".
     """
     yt = check_tensor(y, "y", floating=False)
+    if yt.is_floating_point() or yt.dtype == torch.bool or yt.is_complex():
+        raise TypeError(f"y: expected integer class indices, got dtype {yt.dtype}")
     check_int(n_classes, "n_classes", 2)
+    check_int(seed, "seed", 0)
     if yt.numel() and (int(yt.min()) < 0 or int(yt.max()) >= n_classes):
         raise ValueError(f"y: labels must lie in [0, {n_classes})")
     shift = torch.randint(
@@ -222,9 +248,13 @@ def targeted_examples(
     """
     from .attacks import pgd
 
+    model = check_model(model)
     xt = check_images(x, "x")
-    tt = check_labels(targets, xt, "targets")
+    tt = check_labels(targets, xt, "targets", output_size(model, xt))
+    check_nonnegative(eps, "eps")
+    check_int(steps, "steps", 1)
     check_int(batch_size, "batch_size", 1)
+    check_int(seed, "seed", 0)
     dev = module_device(model)
     advs, oks = [], []
     for i, (xb, tb) in enumerate(zip(xt.split(batch_size), tt.split(batch_size))):

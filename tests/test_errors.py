@@ -20,7 +20,8 @@ from torch import nn
 
 import dmmlib.attacks as A
 from dmmlib import cache, data, device, ensemble, geometry, manifold, models, profiles, synthetic
-from dmmlib import train
+from dmmlib import ilyas, interactive, intriguing, linearity, natural, phases, random_nets
+from dmmlib import train, transfer
 from dmmlib.cache import CacheWarning
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +76,20 @@ def _ens_models() -> list[nn.Module]:
 def _ae(latent: int = 2) -> nn.Module:
     torch.manual_seed(0)
     return manifold.MLPAutoencoder(4, latent, hidden=(8,))
+
+
+def _nets() -> random_nets.RandomReLUNetworks:
+    return random_nets.random_relu_networks(4, (8,), 2, seed=0)
+
+
+def _sphere() -> torch.Tensor:
+    return random_nets.sphere_points(3, 4, seed=0)
+
+
+def _figure() -> object:
+    import plotly.graph_objects as go
+
+    return go.Figure()
 
 
 def _write_bad_idx(path: Path) -> Path:
@@ -490,6 +505,285 @@ CASES = [
      TypeError, r"^payload: expected a dict, got list"),
     ("cache-key", "entry-path-key", lambda c: cache.entry_path(None), TypeError,
      r"^key: expected a non-empty str"),
+    # --- the chapters' modules: intriguing, transfer, linearity, natural, phases, ilyas,
+    # random_nets, interactive
+    ("type", "transfer-matrix-models-list", lambda c: intriguing.transfer_matrix(
+        {"clean": c["x"]}, [c["m"]], c["y"]), TypeError, r"^models: expected a mapping"),
+    ("type", "transfer-matrix-model-str", lambda c: intriguing.transfer_matrix(
+        {"clean": c["x"]}, {"a": "net"}, c["y"]), TypeError,
+     r"^models\['a'\]: expected a torch\.nn\.Module, got str"),
+    ("type", "targeted-model-str", lambda c: transfer.targeted_examples(
+        "net", c["x"], c["y"], eps=0.5, steps=2), TypeError, r"^model: expected a torch\.nn"),
+    ("type", "mislabelled-model-str", lambda c: ilyas.mislabelled_dataset(
+        "net", c["x"], c["y"], n_classes=3), TypeError, r"^model: expected a torch\.nn"),
+    ("type", "onoff-ae-linear", lambda c: natural.onoff_experiment(
+        c["m"], nn.Linear(4, 4), c["x"], c["y"], pgd_eps=0.5, pgd_steps=2, attack_steps=2),
+     TypeError, r"^ae: expected an autoencoder with a \.decoder"),
+    ("type", "one-step-nets-module", lambda c: random_nets.one_step_attack(
+        c["m"], _sphere()), TypeError, r"^nets: expected RandomReLUNetworks"),
+    ("type", "plotly-html-matplotlib", lambda c: interactive.plotly_html(object()),
+     TypeError, r"^fig: expected a plotly Figure, got object"),
+    ("type", "bootstrap-values-str", lambda c: natural.bootstrap_ci("abc"), TypeError,
+     r"^values: expected a tensor or a sequence of numbers, got str"),
+    ("type", "summarize-onoff-list", lambda c: natural.summarize_onoff([1, 2]), TypeError,
+     r"^result: expected the dict returned by onoff_experiment"),
+    ("type", "detect-phases-clings-int", lambda c: phases.detect_phases(
+        torch.arange(3), torch.tensor([0, 1, 1]), torch.tensor([0.1, 0.5, 0.9])), TypeError,
+     r"^clings: expected a boolean tensor"),
+    ("rank", "rms-distortion-shapes", lambda c: intriguing.rms_distortion(c["x"][:, :3], c["x"]),
+     ValueError, r"^x_adv: shape \(5, 3\) differs from x's \(5, 4\)"),
+    ("rank", "scale-direction-shape", lambda c: intriguing.scale_to_distortion(
+        c["x"], torch.ones(5, 3), 0.1), ValueError, r"^direction: shape \(5, 3\) differs"),
+    ("rank", "scale-distortion-shape", lambda c: intriguing.scale_to_distortion(
+        c["x"], torch.ones_like(c["x"]), torch.full((3,), 0.1)), ValueError,
+     r"^distortion: expected a number or shape \(5,\), got \(3,\)"),
+    ("rank", "top-activating-width", lambda c: intriguing.top_activating(
+        torch.rand(6, 8), torch.eye(4), 2), ValueError,
+     r"^directions: expected shape \(D, 8\) to match activations \(6, 8\), got \(4, 4\)"),
+    ("rank", "top-activating-k", lambda c: intriguing.top_activating(
+        torch.rand(6, 8), torch.eye(8), 7), ValueError, r"^k: at most the number of inputs"),
+    ("rank", "transfer-matrix-image-shape", lambda c: intriguing.transfer_matrix(
+        {"a": c["x"], "b": c["x"][:, :3]}, {"m": c["m"]}, c["y"]), ValueError,
+     r"^examples\['b'\]: images of shape \(3,\) differ from the first set's \(4,\)"),
+    ("rank", "alignment-b-shape", lambda c: transfer.gradient_alignment(c["x"], c["x"][:, :3]),
+     ValueError, r"^b: shape \(5, 3\) differs from a's \(5, 4\)"),
+    ("rank", "orthogonal-drift-W1", lambda c: phases.orthogonal_drift(
+        torch.rand(2, 3, 4), torch.rand(2, 3, 5), torch.eye(4, 2)), ValueError,
+     r"^W1: shape \(2, 3, 5\) differs from W0's \(2, 3, 4\)"),
+    ("rank", "orthogonal-drift-U", lambda c: phases.orthogonal_drift(
+        torch.rand(3, 4), torch.rand(3, 4), torch.eye(3, 2)), ValueError,
+     r"^U: expected shape \(4, k\), got \(3, 2\)"),
+    ("rank", "detect-phases-lengths", lambda c: phases.detect_phases(
+        torch.arange(3), torch.tensor([False, True]), torch.tensor([0.1, 0.5, 0.9])),
+     ValueError, r"^step, clings, accuracy: expected 1-D curves of one length"),
+    ("rank", "one-step-x-d", lambda c: random_nets.one_step_attack(
+        _nets(), torch.rand(3, 5)), ValueError, r"^x: expected shape \(N, 4\) shared by all"),
+    ("rank", "loglog-y-columns", lambda c: random_nets.loglog_fit(
+        [1.0, 2.0, 4.0], torch.rand(5, 2) + 0.1), ValueError,
+     r"^y: expected shape \(R, 3\), got \(5, 2\)"),
+    ("rank", "target-labels-2d", lambda c: ilyas.target_labels(c["y"][:, None], 3),
+     ValueError, r"^y: expected a 1-D tensor of labels, got shape \(5, 1\)"),
+    ("empty", "intriguing-error-rate-empty", lambda c: intriguing.error_rate(
+        c["m"], c["x"][:0], c["y"][:0]), ValueError, r"^x: empty batch"),
+    ("empty", "transfer-matrix-empty", lambda c: intriguing.transfer_matrix(
+        {}, {"m": c["m"]}, c["y"]), ValueError, r"^examples: empty mapping"),
+    ("empty", "linearity-profile-empty", lambda c: linearity.linearity_profile(
+        c["m"], c["x"][:0], c["y"][:0]), ValueError, r"^x: empty batch"),
+    ("batch", "intriguing-error-rate-y-short", lambda c: intriguing.error_rate(
+        c["m"], c["x"], c["y"][:3]), ValueError, r"^y: expected shape \(5,\) to match x"),
+    ("batch", "transfer-matrix-y-short", lambda c: intriguing.transfer_matrix(
+        {"clean": c["x"]}, {"m": c["m"]}, c["y"][:3]), ValueError,
+     r"^y: expected shape \(5,\) to match x"),
+    ("batch", "equal-norm-norms-short", lambda c: transfer.equal_norm_noise(
+        c["x"], torch.ones(3)), ValueError, r"^norms: expected 5 values, got 3"),
+    ("batch", "targeted-targets-short", lambda c: transfer.targeted_examples(
+        c["m"], c["x"], c["y"][:3], eps=0.5, steps=2), ValueError,
+     r"^targets: expected shape \(5,\) to match x"),
+    ("batch", "linearity-profile-y-short", lambda c: linearity.linearity_profile(
+        c["m"], c["x"], c["y"][:3]), ValueError, r"^y: expected shape \(5,\) to match x"),
+    ("batch", "minimal-restricted-y-short", lambda c: natural.minimal_l2_restricted(
+        c["m"], c["x"], c["y"][:2]), ValueError, r"^y: expected shape \(5,\) to match x"),
+    ("batch", "onoff-y-short", lambda c: natural.onoff_experiment(
+        c["m"], _ae(), c["x"], c["y"][:3], pgd_eps=0.5, pgd_steps=2, attack_steps=2),
+     ValueError, r"^y: expected shape \(5,\) to match x"),
+    ("batch", "mislabelled-y-short", lambda c: ilyas.mislabelled_dataset(
+        c["m"], c["x"], c["y"][:3], n_classes=3), ValueError,
+     r"^y: expected shape \(5,\) to match x"),
+    ("label-dtype", "intriguing-error-rate-y-float", lambda c: intriguing.error_rate(
+        c["m"], c["x"], c["y"].float()), TypeError, r"^y: expected integer class indices"),
+    ("label-dtype", "linearity-profile-y-float", lambda c: linearity.linearity_profile(
+        c["m"], c["x"], c["y"].float()), TypeError, r"^y: expected integer class indices"),
+    ("label-dtype", "target-labels-y-float", lambda c: ilyas.target_labels(c["y"].float(), 3),
+     TypeError, r"^y: expected integer class indices, got dtype torch\.float32"),
+    ("label-dtype", "random-targets-y-bool", lambda c: transfer.random_targets(c["y"] > 0, 3),
+     TypeError, r"^y: expected integer class indices, got dtype torch\.bool"),
+    ("label-range", "intriguing-error-rate-label-7", lambda c: intriguing.error_rate(
+        c["m"], c["x"], _bad_y(c)), ValueError, r"^y: labels must lie in \[0, 3\)"),
+    ("label-range", "transfer-matrix-label-7", lambda c: intriguing.transfer_matrix(
+        {"clean": c["x"]}, {"m": c["m"]}, _bad_y(c)), ValueError,
+     r"^y: labels must lie in \[0, 3\)"),
+    ("label-range", "targeted-target-7", lambda c: transfer.targeted_examples(
+        c["m"], c["x"], _bad_y(c), eps=0.5, steps=2), ValueError,
+     r"^targets: labels must lie in \[0, 3\)"),
+    ("label-range", "gradients-label-7", lambda c: transfer.input_gradients(
+        c["m"], c["x"], _bad_y(c)), ValueError, r"^y: labels must lie in \[0, 3\)"),
+    ("label-range", "linearity-profile-label-7", lambda c: linearity.linearity_profile(
+        c["m"], c["x"], _bad_y(c)), ValueError, r"^y: labels must lie in \[0, 3\)"),
+    ("label-range", "minimal-restricted-label-7", lambda c: natural.minimal_l2_restricted(
+        c["m"], c["x"], _bad_y(c)), ValueError, r"^y: labels must lie in \[0, 3\)"),
+    ("label-range", "onoff-label-7", lambda c: natural.onoff_experiment(
+        c["m"], _ae(), c["x"], _bad_y(c), pgd_eps=0.5, pgd_steps=2, attack_steps=2),
+     ValueError, r"^y: labels must lie in \[0, 3\)"),
+    ("label-range", "mislabelled-label-7", lambda c: ilyas.mislabelled_dataset(
+        c["m"], c["x"], _bad_y(c), n_classes=3), ValueError, r"^y: labels must lie in \[0, 3\)"),
+    ("label-range", "mislabelled-n-classes", lambda c: ilyas.mislabelled_dataset(
+        c["m"], c["x"], c["y"], n_classes=10), ValueError,
+     r"^n_classes: 10 classes but the model has 3 outputs"),
+    ("label-range", "target-labels-label-7", lambda c: ilyas.target_labels(_bad_y(c), 3),
+     ValueError, r"^y: labels must lie in \[0, 3\)"),
+    ("dtype", "rms-distortion-int", lambda c: intriguing.rms_distortion(
+        (c["x"] * 255).long(), c["x"]), TypeError,
+     r"^x_adv: expected a floating-point tensor, got dtype torch\.int64"),
+    ("dtype", "top-activating-int", lambda c: intriguing.top_activating(
+        torch.ones(6, 4, dtype=torch.long), torch.eye(4), 2), TypeError,
+     r"^activations: expected a floating-point tensor"),
+    ("dtype", "equal-norm-x-uint8", lambda c: transfer.equal_norm_noise(
+        (c["x"] * 255).to(torch.uint8), torch.ones(5)), TypeError,
+     r"^x: expected a floating-point tensor, got dtype torch\.uint8"),
+    ("dtype", "alignment-a-int", lambda c: transfer.gradient_alignment(
+        torch.ones(5, 4, dtype=torch.long), c["x"]), TypeError,
+     r"^a: expected a floating-point tensor"),
+    ("dtype", "minimal-restricted-x-int", lambda c: natural.minimal_l2_restricted(
+        c["m"], (c["x"] * 255).long(), c["y"]), TypeError,
+     r"^x: expected a floating-point tensor"),
+    ("dtype", "orthogonal-drift-int", lambda c: phases.orthogonal_drift(
+        torch.ones(3, 4, dtype=torch.long), torch.rand(3, 4), torch.eye(4, 2)), TypeError,
+     r"^W0: expected a floating-point tensor"),
+    ("dtype", "one-step-x-int", lambda c: random_nets.one_step_attack(
+        _nets(), torch.ones(3, 4, dtype=torch.long)), TypeError,
+     r"^x: expected a floating-point tensor"),
+    ("dtype", "sphere-points-float16", lambda c: random_nets.sphere_points(
+        3, 4, dtype=torch.float16), ValueError, r"^dtype: expected torch\.float32"),
+    ("finite", "rms-distortion-nan", lambda c: intriguing.rms_distortion(c["x"] * N, c["x"]),
+     ValueError, r"^x_adv: contains NaN or infinite values"),
+    ("finite", "scale-direction-inf", lambda c: intriguing.scale_to_distortion(
+        c["x"], c["x"] * INF, 0.1), ValueError, r"^direction: contains NaN"),
+    ("finite", "top-activating-nan", lambda c: intriguing.top_activating(
+        torch.full((6, 4), N), torch.eye(4), 2), ValueError, r"^activations: contains NaN"),
+    ("finite", "transfer-matrix-nan", lambda c: intriguing.transfer_matrix(
+        {"noise": c["x"] * N}, {"m": c["m"]}, c["y"]), ValueError,
+     r"^examples\['noise'\]: contains NaN"),
+    ("finite", "equal-norm-norms-nan", lambda c: transfer.equal_norm_noise(
+        c["x"], torch.full((5,), N)), ValueError, r"^norms: contains NaN"),
+    ("finite", "alignment-b-inf", lambda c: transfer.gradient_alignment(c["x"], c["x"] * INF),
+     ValueError, r"^b: contains NaN"),
+    ("finite", "linearity-profile-x-nan", lambda c: linearity.linearity_profile(
+        c["m"], c["x"] * N, c["y"]), ValueError, r"^x: contains NaN"),
+    ("finite", "minimal-restricted-x-nan", lambda c: natural.minimal_l2_restricted(
+        c["m"], c["x"] * N, c["y"]), ValueError, r"^x: contains NaN"),
+    ("finite", "detect-phases-accuracy-nan", lambda c: phases.detect_phases(
+        torch.arange(3), torch.tensor([False, True, True]), torch.tensor([0.1, N, 0.9])),
+     ValueError, r"^accuracy: contains NaN"),
+    ("finite", "detect-phases-step-inf", lambda c: phases.detect_phases(
+        torch.tensor([0.0, 1.0, INF]), torch.tensor([False, True, True]),
+        torch.tensor([0.1, 0.5, 0.9])), ValueError, r"^step: contains NaN"),
+    ("finite", "one-step-x-nan", lambda c: random_nets.one_step_attack(
+        _nets(), _sphere() * N), ValueError, r"^x: contains NaN"),
+    ("finite", "loglog-x-nan", lambda c: random_nets.loglog_fit(
+        [1.0, N, 4.0], torch.rand(5, 3) + 0.1), ValueError, r"^x: contains NaN"),
+    ("finite", "loglog-y-inf", lambda c: random_nets.loglog_fit(
+        [1.0, 2.0, 4.0], torch.full((5, 3), INF)), ValueError, r"^y: contains NaN"),
+    ("box", "scale-x-255", lambda c: intriguing.scale_to_distortion(
+        c["x"] * 255, torch.ones_like(c["x"]), 0.1), ValueError,
+     r"^x: pixels must lie in \[0, 1\]"),
+    ("box", "gaussian-noise-x-negative", lambda c: intriguing.gaussian_noise(
+        c["x"] - 1, 0.1), ValueError, r"^x: pixels must lie in \[0, 1\]"),
+    ("box", "equal-norm-x-255", lambda c: transfer.equal_norm_noise(
+        c["x"] * 255, torch.ones(5)), ValueError, r"^x: pixels must lie in \[0, 1\]"),
+    ("box", "targeted-x-255", lambda c: transfer.targeted_examples(
+        c["m"], c["x"] * 255, c["y"], eps=0.5, steps=2), ValueError,
+     r"^x: pixels must lie in \[0, 1\]"),
+    ("box", "minimal-restricted-x-2", lambda c: natural.minimal_l2_restricted(
+        c["m"], c["x"] + 1, c["y"]), ValueError, r"^x: pixels must lie in \[0, 1\]"),
+    ("box", "onoff-x-255", lambda c: natural.onoff_experiment(
+        c["m"], _ae(), c["x"] * 255, c["y"], pgd_eps=0.5, pgd_steps=2, attack_steps=2),
+     ValueError, r"^x: pixels must lie in \[0, 1\]"),
+    ("box", "mislabelled-x-255", lambda c: ilyas.mislabelled_dataset(
+        c["m"], c["x"] * 255, c["y"], n_classes=3), ValueError,
+     r"^x: pixels must lie in \[0, 1\]"),
+    ("budget", "scale-distortion-negative", lambda c: intriguing.scale_to_distortion(
+        c["x"], torch.ones_like(c["x"]), -0.1), ValueError,
+     r"^distortion: must be finite and non-negative"),
+    ("budget", "scale-distortion-nan", lambda c: intriguing.scale_to_distortion(
+        c["x"], torch.ones_like(c["x"]), N), ValueError,
+     r"^distortion: must be finite and non-negative"),
+    ("budget", "gaussian-sigma-inf", lambda c: intriguing.gaussian_noise(c["x"], INF),
+     ValueError, r"^sigma: must be finite and non-negative"),
+    ("budget", "equal-norm-norms-negative", lambda c: transfer.equal_norm_noise(
+        c["x"], -torch.ones(5)), ValueError, r"^norms: must be non-negative, found -1"),
+    ("budget", "targeted-eps-negative", lambda c: transfer.targeted_examples(
+        c["m"], c["x"], c["y"], eps=-0.5, steps=2), ValueError,
+     r"^eps: must be non-negative, got -0\.5"),
+    ("budget", "linearity-s-max-zero", lambda c: linearity.linearity_profile(
+        c["m"], c["x"], c["y"], s_max=0.0), ValueError, r"^s_max: must be positive, got 0\.0"),
+    ("budget", "minimal-restricted-step-inf", lambda c: natural.minimal_l2_restricted(
+        c["m"], c["x"], c["y"], step_size=INF), ValueError, r"^step_size: must be finite"),
+    ("budget", "onoff-pgd-eps-negative", lambda c: natural.onoff_experiment(
+        c["m"], _ae(), c["x"], c["y"], pgd_eps=-1.0, pgd_steps=2, attack_steps=2),
+     ValueError, r"^pgd_eps: must be non-negative, got -1\.0"),
+    ("budget", "mislabelled-eps-inf", lambda c: ilyas.mislabelled_dataset(
+        c["m"], c["x"], c["y"], n_classes=3, eps=INF), ValueError, r"^eps: must be finite"),
+    ("budget", "detect-phases-tol-negative", lambda c: phases.detect_phases(
+        torch.arange(3), torch.tensor([False, True, True]), torch.tensor([0.1, 0.5, 0.9]),
+        accuracy_tol=-0.1), ValueError, r"^accuracy_tol: must be non-negative"),
+    ("budget", "one-step-overshoot-negative", lambda c: random_nets.one_step_attack(
+        _nets(), _sphere(), overshoot=-0.5), ValueError,
+     r"^overshoot: must be non-negative, got -0\.5"),
+    ("budget", "sphere-radius-zero", lambda c: random_nets.sphere_points(3, 4, radius=0.0),
+     ValueError, r"^radius: must be positive, got 0\.0"),
+    ("budget", "loglog-y-negative", lambda c: random_nets.loglog_fit(
+        [1.0, 2.0, 4.0], -torch.ones(5, 3)), ValueError, r"^x, y: need .*positive values"),
+    ("count", "targeted-steps-zero", lambda c: transfer.targeted_examples(
+        c["m"], c["x"], c["y"], eps=0.5, steps=0), ValueError, r"^steps: must be >= 1, got 0"),
+    ("count", "onoff-attack-steps-float", lambda c: natural.onoff_experiment(
+        c["m"], _ae(), c["x"], c["y"], pgd_eps=0.5, pgd_steps=2, attack_steps=2.5),
+     TypeError, r"^attack_steps: expected an int, got float"),
+    ("count", "bootstrap-n-boot-zero", lambda c: natural.bootstrap_ci(
+        torch.rand(5), n_boot=0), ValueError, r"^n_boot: must be >= 1, got 0"),
+    ("count", "bootstrap-level-1", lambda c: natural.bootstrap_ci(torch.rand(5), level=1.0),
+     ValueError, r"^level: must lie in \(0, 1\), got 1\.0"),
+    ("count", "sphere-points-zero", lambda c: random_nets.sphere_points(0, 4), ValueError,
+     r"^n_points: must be >= 1, got 0"),
+    ("count", "sphere-points-d-float", lambda c: random_nets.sphere_points(3, 4.0), TypeError,
+     r"^d: expected an int, got float"),
+    ("count", "loglog-n-boot-zero", lambda c: random_nets.loglog_fit(
+        [1.0, 2.0], torch.rand(3, 2) + 0.1, n_boot=0), ValueError,
+     r"^n_boot: must be >= 1, got 0"),
+    ("count", "plotly-height-zero", lambda c: interactive.plotly_html(_figure(), height=0),
+     ValueError, r"^height: expected a positive int"),
+    ("count", "mislabelled-n-classes-1", lambda c: ilyas.mislabelled_dataset(
+        c["m"], c["x"], c["y"], n_classes=1), ValueError, r"^n_classes: must be >= 2, got 1"),
+    ("basis-shape", "alignment-U-D", lambda c: transfer.gradient_alignment(
+        c["x"], c["x"], torch.eye(3, 2).expand(5, 3, 2)), ValueError,
+     r"^U: expected shape \(5, 4, k\) for x of shape \(5, 4\), got \(5, 3, 2\)"),
+    ("basis-shape", "linearity-subspace-N", lambda c: linearity.linearity_profile(
+        c["m"], c["x"], c["y"], subspace=c["U"][:2]), ValueError,
+     r"^subspace: expected shape \(5, 4, k\)"),
+    ("basis-shape", "minimal-restricted-subspace-N", lambda c: natural.minimal_l2_restricted(
+        c["m"], c["x"], c["y"], c["U"][:3]), ValueError, r"^subspace: expected shape \(5, 4, k\)"),
+    ("basis-shape", "minimal-restricted-complement", lambda c: natural.minimal_l2_restricted(
+        c["m"], c["x"], c["y"], complement=True), ValueError, r"^complement: needs a subspace"),
+    ("basis-ortho", "alignment-U-scaled", lambda c: transfer.gradient_alignment(
+        c["x"], c["x"], 2 * c["U"]), ValueError, r"^U: columns are not orthonormal"),
+    ("basis-ortho", "linearity-subspace-ones", lambda c: linearity.linearity_profile(
+        c["m"], c["x"], c["y"], subspace=torch.ones(5, 4, 2)), ValueError,
+     r"^subspace: columns are not orthonormal"),
+    ("basis-ortho", "minimal-restricted-subspace-skewed", lambda c: natural.minimal_l2_restricted(
+        c["m"], c["x"], c["y"], c["U"] + 0.1), ValueError,
+     r"^subspace: columns are not orthonormal"),
+    ("basis-ortho", "orthogonal-drift-U-ones", lambda c: phases.orthogonal_drift(
+        torch.rand(3, 4), torch.rand(3, 4), torch.ones(4, 2)), ValueError,
+     r"^U: columns are not orthonormal"),
+    ("latent", "image-autoencoder-latent", lambda c: natural.image_autoencoder((1, 2, 2), 5),
+     ValueError, r"^latent_dim: a code of size 5 is larger than the input dimension D=4"),
+    ("latent", "conv-image-autoencoder-latent", lambda c: natural.image_autoencoder(
+        (1, 4, 4), 17, "conv"), ValueError, r"^latent_dim: a code of size 17 is larger"),
+    ("norm", "mislabelled-norm-1", lambda c: ilyas.mislabelled_dataset(
+        c["m"], c["x"], c["y"], n_classes=3, norm=1), ValueError, r"^norm: unknown norm 1"),
+    ("choice", "target-labels-rule", lambda c: ilyas.target_labels(c["y"], 3, "xor"),
+     ValueError, r"^rule: unknown value 'xor'; choose one of \['det', 'rand'\]"),
+    ("choice", "bootstrap-stat", lambda c: natural.bootstrap_ci(torch.rand(5), stat="mode"),
+     ValueError, r"^stat: expected 'median' or 'mean', got 'mode'"),
+    ("choice", "gradients-objective", lambda c: transfer.input_gradients(
+        c["m"], c["x"], c["y"], objective="hinge"), ValueError,
+     r"^objective: expected 'loss' or 'margin', got 'hinge'"),
+    ("choice", "plotly-include", lambda c: interactive.plotly_html(
+        _figure(), include_plotlyjs="cdn"), ValueError,
+     r"^include_plotlyjs: expected 'once', True or False, got 'cdn'"),
+    ("choice", "summarize-onoff-keys", lambda c: natural.summarize_onoff({"n": 4}), ValueError,
+     r"^result: not an onoff_experiment result, missing \['k'"),
+    ("choice", "random-nets-output", lambda c: random_nets.random_relu_networks(
+        4, (8,), 2, output="uniform"), ValueError, r"^output: unknown value 'uniform'"),
     # --- data -----------------------------------------------------------------------
     ("offline", "fashion-offline", "offline", data.DatasetUnavailableError,
      r"^Fashion-MNIST is not available offline.*apt-get install dataset-fashion-mnist.*"
