@@ -21,6 +21,7 @@ __all__ = [
     "check_tensor",
     "check_images",
     "check_labels",
+    "check_finite",
     "check_positive",
     "check_nonnegative",
     "check_int",
@@ -90,6 +91,11 @@ def _real(value: object, name: str) -> float:
     if not math.isfinite(v):
         raise ValueError(f"{name}: must be finite, got {v}")
     return v
+
+
+def check_finite(value: object, name: str) -> float:
+    """A finite real number (of any sign)."""
+    return _real(value, name)
 
 
 def check_positive(value: object, name: str) -> float:

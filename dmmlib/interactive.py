@@ -28,6 +28,7 @@ so there every figure carries the library.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -139,6 +140,10 @@ def animation_html(fig: object, draw: Callable[[int], object], frames: Iterable[
         raise TypeError(f"fig: expected a matplotlib Figure, got {type(fig).__name__}")
     if not callable(draw):
         raise TypeError(f"draw: expected a callable, got {type(draw).__name__}")
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not (
+            math.isfinite(interval) and interval > 0):
+        raise ValueError(f"interval: expected a positive number of milliseconds, got "
+                         f"{interval!r}")
     if default_mode not in ("once", "loop", "reflect"):
         raise ValueError(f"default_mode: expected 'once', 'loop' or 'reflect', got "
                          f"{default_mode!r}")

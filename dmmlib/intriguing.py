@@ -130,6 +130,9 @@ def gaussian_noise(x: torch.Tensor, sigma: float | torch.Tensor, *,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """``clip(x + sigma * N(0, I), 0, 1)``: the paper's Gaussian-noise control."""
     x = check_images(x, "x")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator: expected a torch.Generator or None, got "
+                        f"{type(generator).__name__}")
     s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
     if not bool(torch.isfinite(s).all()) or bool((s < 0).any()):
         raise ValueError("sigma: must be finite and non-negative")
@@ -401,6 +404,9 @@ def random_directions(width: int, count: int, *, generator: torch.Generator | No
     """``count`` directions drawn uniformly from the unit sphere of R^width, shape (count, width)."""
     check_int(width, "width", 1)
     check_int(count, "count", 1)
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator: expected a torch.Generator or None, got "
+                        f"{type(generator).__name__}")
     v = torch.randn(count, width, generator=generator)
     return v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
@@ -428,10 +434,18 @@ def top_activating(activations: torch.Tensor, directions: torch.Tensor, k: int) 
 
 def class_purity(labels: torch.Tensor, n_classes: int | None = None) -> torch.Tensor:
     """Per row of ``labels`` (D, k): the fraction of the ``k`` labels that equal the most common one."""
-    lab = check_tensor(labels, "labels", floating=False, min_ndim=2).long()
-    if lab.ndim != 2:
-        raise ValueError(f"labels: expected shape (D, k), got {tuple(lab.shape)}")
+    lab = check_tensor(labels, "labels", floating=False, min_ndim=2)
+    if lab.is_floating_point() or lab.dtype == torch.bool or lab.is_complex():
+        raise TypeError(f"labels: expected integer class indices, got dtype {lab.dtype}")
+    lab = lab.long()
+    if lab.ndim != 2 or lab.shape[1] == 0:
+        raise ValueError(f"labels: expected shape (D, k) with k >= 1, got {tuple(lab.shape)}")
+    if lab.numel() and int(lab.min()) < 0:
+        raise ValueError(f"labels: must be >= 0, found {int(lab.min())}")
     n = int(lab.max()) + 1 if n_classes is None else check_int(n_classes, "n_classes", 1)
+    if lab.numel() and int(lab.max()) >= n:
+        raise ValueError(f"labels: must lie in [0, {n}) for n_classes={n}, found "
+                         f"{int(lab.max())}")
     counts = F.one_hot(lab, n).sum(1)
     return counts.amax(1).float() / lab.shape[1]
 

@@ -24,6 +24,7 @@ what that needs beyond :mod:`dmmlib.manifold` and :mod:`dmmlib.attacks`:
 from __future__ import annotations
 
 import math
+import operator
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -82,6 +83,44 @@ def _load_jvp_decompositions() -> None:
 _load_jvp_decompositions()
 
 
+def _check_input_shape(input_shape: object, name: str = "input_shape") -> tuple[int, int, int]:
+    """``(C, H, W)``: three positive ints."""
+    if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence):
+        raise TypeError(f"{name}: expected a sequence (C, H, W), got "
+                        f"{type(input_shape).__name__}")
+    if len(input_shape) != 3:
+        raise ValueError(f"{name}: expected (C, H, W), got {tuple(input_shape)}")
+    dims = []
+    for v in input_shape:
+        try:
+            dims.append(operator.index(v))  # ints, NumPy and 0-d tensor integers
+        except TypeError:
+            raise TypeError(f"{name}: expected integer sizes, got {tuple(input_shape)}") from None
+    c, h, w = (check_int(v, name, 1) for v in dims)
+    return c, h, w
+
+
+def _check_image_dataset(train_set: object, name: str = "train_set") -> Any:
+    """An :class:`~dmmlib.data.ImageDataset` (anything with ``x``, ``y``, ``name``,
+    ``input_shape`` and ``n_classes``), images in [0, 1]."""
+    from .data import ImageDataset
+
+    if not isinstance(train_set, ImageDataset):
+        raise TypeError(f"{name}: expected a dmmlib.data.ImageDataset, got "
+                        f"{type(train_set).__name__}")
+    check_images(train_set.x, f"{name}.x")
+    return train_set
+
+
+def _check_autoencoder(ae: object, name: str = "ae") -> nn.Module:
+    check_model(ae, name)
+    for part in ("encoder", "decoder"):
+        if not isinstance(getattr(ae, part, None), nn.Module):
+            raise TypeError(f"{name}: expected an autoencoder with .encoder and .decoder "
+                            f"modules, got {type(ae).__name__}")
+    return ae
+
+
 # ------------------------------------------------------------------ data and models
 def load_with_fallback(
     name: str,
@@ -137,7 +176,8 @@ def image_classifier(
     """
     from .models import MLP, SmallCNN
 
-    c, h, w = (int(s) for s in input_shape)
+    c, h, w = _check_input_shape(input_shape)
+    check_int(n_classes, "n_classes", 1)
     if kind == "auto":
         kind = "mlp" if c == 1 else "cnn"
     if kind == "mlp":
@@ -162,7 +202,8 @@ def image_autoencoder(
     """
     from .manifold import ConvAutoencoder, MLPAutoencoder
 
-    shape = tuple(int(s) for s in input_shape)
+    shape = _check_input_shape(input_shape)
+    check_int(latent_dim, "latent_dim", 1)
     if kind == "mlp":
         return MLPAutoencoder(shape, latent_dim)
     if kind == "conv":
@@ -203,6 +244,13 @@ def train_classifier_cached(
     """
     from .train import train_cached
 
+    _check_image_dataset(train_set)
+    if kind not in ("auto", "mlp", "cnn"):
+        raise ValueError(f"kind: expected 'auto', 'mlp' or 'cnn', got {kind!r}")
+    if perturb is not None and not perturb_key:
+        raise ValueError(
+            "perturb_key: describe the perturb hook (it is part of the cache key)"
+        )
     mean, std = _channel_stats(train_set.x)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -258,6 +306,10 @@ def train_autoencoder_cached(
     """
     from .manifold import fit_autoencoder_cached
 
+    _check_image_dataset(train_set)
+    check_int(latent_dim, "latent_dim", 1)
+    if kind not in ("mlp", "conv"):
+        raise ValueError(f"kind: expected 'mlp' or 'conv', got {kind!r}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         ae = image_autoencoder(train_set.input_shape, latent_dim, kind, width=width)
@@ -285,7 +337,9 @@ def reconstruction_error(
 
     Introduced in the chapter "Experiments on natural images".
     """
+    ae = check_model(ae, "ae")
     xt = check_images(x, "x")
+    check_int(batch_size, "batch_size", 1)
     dev = module_device(ae)
     with preserved_modes(ae):  # every submodule's own train/eval flag comes back
         ae.eval()
@@ -308,8 +362,12 @@ def decode_gaussian_samples(
     and covariance of the training codes is the simplest way to see what the
     decoder's manifold holds away from the training images.
     """
+    ae = _check_autoencoder(ae)
     xt = check_images(x, "x")
+    if xt.shape[0] < 2:
+        raise ValueError(f"x: a Gaussian fit needs at least 2 images, got {xt.shape[0]}")
     check_int(n, "n", 1)
+    check_int(seed, "seed", 0)
     dev = module_device(ae)
     with preserved_modes(ae):  # every submodule's own train/eval flag comes back
         ae.eval()
@@ -557,10 +615,7 @@ def onoff_experiment(
     from .train import predict
 
     model = check_model(model)
-    ae = check_model(ae, "ae")
-    if not isinstance(getattr(ae, "decoder", None), nn.Module):
-        raise TypeError(f"ae: expected an autoencoder with a .decoder module, got "
-                        f"{type(ae).__name__}")
+    ae = _check_autoencoder(ae)
     xt = check_images(x, "x")
     yt = check_labels(y, xt, "y", output_size(model, xt))
     check_nonnegative(pgd_eps, "pgd_eps")

@@ -33,7 +33,14 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._validate import check_basis, check_int, check_nonnegative, check_positive, check_tensor
+from ._validate import (
+    check_basis,
+    check_finite,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    check_tensor,
+)
 from .ensemble import Ensemble
 from .geometry import GeometryRecorder, Grid2D
 from .synthetic import ManifoldDataset, label_coordinates
@@ -265,6 +272,14 @@ def boundary_gap_2d(grid: Grid2D, line_y: float = 0.5,
     """
     if not isinstance(grid, Grid2D):
         raise TypeError(f"grid: expected a dmmlib.geometry.Grid2D, got {type(grid).__name__}")
+    line_y = check_finite(line_y, "line_y")
+    if x_range is not None:
+        if (isinstance(x_range, (str, bytes)) or not isinstance(x_range, Sequence)
+                or len(x_range) != 2):
+            raise TypeError(f"x_range: expected a pair (low, high), got {x_range!r}")
+        lo_x, hi_x = (check_finite(v, "x_range") for v in x_range)
+        if lo_x > hi_x:
+            raise ValueError(f"x_range: low {lo_x} is above high {hi_x}")
     m = grid.margin.double()
     ys = grid.yy[:, 0].double()
     xs = grid.xx[0].double()
@@ -348,6 +363,7 @@ def wavy_checkerboard(
     if not math.isfinite(amp) or amp < 0:
         raise ValueError(f"amplitude: expected a finite number >= 0, got {amplitude!r}")
     freq = check_positive(frequency, "frequency")
+    z = check_finite(z, "z")
     if jitter:
         gen = torch.Generator().manual_seed(check_int(seed, "seed", 0))
         local = torch.rand(cells * cells, points_per_cell, 2, generator=gen,

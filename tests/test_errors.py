@@ -86,6 +86,20 @@ def _sphere() -> torch.Tensor:
     return random_nets.sphere_points(3, 4, seed=0)
 
 
+def _model2() -> nn.Module:
+    torch.manual_seed(0)
+    return models.MLP(2, (4,), 2)
+
+
+def _mpl_figure() -> object:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.figure(figsize=(1, 1))
+
+
 def _figure() -> object:
     import plotly.graph_objects as go
 
@@ -518,7 +532,7 @@ CASES = [
         "net", c["x"], c["y"], n_classes=3), TypeError, r"^model: expected a torch\.nn"),
     ("type", "onoff-ae-linear", lambda c: natural.onoff_experiment(
         c["m"], nn.Linear(4, 4), c["x"], c["y"], pgd_eps=0.5, pgd_steps=2, attack_steps=2),
-     TypeError, r"^ae: expected an autoencoder with a \.decoder"),
+     TypeError, r"^ae: expected an autoencoder with \.encoder and \.decoder"),
     ("type", "one-step-nets-module", lambda c: random_nets.one_step_attack(
         c["m"], _sphere()), TypeError, r"^nets: expected RandomReLUNetworks"),
     ("type", "plotly-html-matplotlib", lambda c: interactive.plotly_html(object()),
@@ -784,6 +798,41 @@ CASES = [
      r"^result: not an onoff_experiment result, missing \['k'"),
     ("choice", "random-nets-output", lambda c: random_nets.random_relu_networks(
         4, (8,), 2, output="uniform"), ValueError, r"^output: unknown value 'uniform'"),
+    ("type", "train-classifier-cached-tuple", lambda c: natural.train_classifier_cached(
+        (c["x"], c["y"]), epochs=1), TypeError,
+     r"^train_set: expected a dmmlib\.data\.ImageDataset, got tuple"),
+    ("type", "reconstruction-ae-str", lambda c: natural.reconstruction_error("ae", c["x"]),
+     TypeError, r"^ae: expected a torch\.nn\.Module, got str"),
+    ("type", "decode-samples-ae-linear", lambda c: natural.decode_gaussian_samples(
+        nn.Linear(4, 4), c["x"], 3), TypeError, r"^ae: expected an autoencoder with \.encoder"),
+    ("type", "random-directions-generator-int", lambda c: intriguing.random_directions(
+        4, 2, generator=0), TypeError, r"^generator: expected a torch\.Generator or None"),
+    ("type", "boundary-gap-x-range", lambda c: phases.boundary_gap_2d(
+        geometry.decision_grid_2d(_model2(), resolution=4), 0.5, x_range=0.5), TypeError,
+     r"^x_range: expected a pair \(low, high\)"),
+    ("rank", "image-classifier-shape", lambda c: natural.image_classifier((1, 28)), ValueError,
+     r"^input_shape: expected \(C, H, W\), got \(1, 28\)"),
+    ("rank", "class-purity-1d", lambda c: intriguing.class_purity(torch.tensor([0, 1])),
+     ValueError, r"^labels: expected at least 2 dimension"),
+    ("label-dtype", "class-purity-float", lambda c: intriguing.class_purity(
+        torch.zeros(2, 3)), TypeError, r"^labels: expected integer class indices"),
+    ("label-range", "class-purity-n-classes", lambda c: intriguing.class_purity(
+        torch.tensor([[0, 4, 1]]), 3), ValueError,
+     r"^labels: must lie in \[0, 3\) for n_classes=3, found 4"),
+    ("finite", "boundary-gap-line-nan", lambda c: phases.boundary_gap_2d(
+        geometry.decision_grid_2d(_model2(), resolution=4), N), ValueError,
+     r"^line_y: must be finite, got nan"),
+    ("finite", "wavy-z-inf", lambda c: phases.wavy_checkerboard(2, z=INF), ValueError,
+     r"^z: must be finite, got inf"),
+    ("box", "reconstruction-x-255", lambda c: natural.reconstruction_error(_ae(), c["x"] * 255),
+     ValueError, r"^x: pixels must lie in \[0, 1\]"),
+    ("count", "animation-interval-zero", lambda c: interactive.animation_html(
+        _mpl_figure(), lambda i: None, 2, interval=0), ValueError,
+     r"^interval: expected a positive number of milliseconds"),
+    ("count", "image-autoencoder-shape-zero", lambda c: natural.image_autoencoder((1, 0, 4), 2),
+     ValueError, r"^input_shape: must be >= 1, got 0"),
+    ("count", "decode-samples-one-image", lambda c: natural.decode_gaussian_samples(
+        _ae(), c["x"][:1], 3), ValueError, r"^x: a Gaussian fit needs at least 2 images"),
     # --- data -----------------------------------------------------------------------
     ("offline", "fashion-offline", "offline", data.DatasetUnavailableError,
      r"^Fashion-MNIST is not available offline.*apt-get install dataset-fashion-mnist.*"
