@@ -30,6 +30,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
+from html import escape
 
 import numpy as np
 import torch
@@ -108,7 +109,8 @@ def plotly_html(fig: object, *, include_plotlyjs: str | bool = "once", height: i
 
 
 def animation_html(fig: object, draw: Callable[[int], object], frames: Iterable[int] | int, *,
-                   interval: int = 250, default_mode: str = "once") -> object:
+                   interval: int = 250, default_mode: str = "once",
+                   alt: str = "") -> object:
     """A matplotlib animation as a self-contained HTML/JavaScript player.
 
     Introduced in the chapter "Clinging and dimpling".
@@ -126,6 +128,8 @@ def animation_html(fig: object, draw: Callable[[int], object], frames: Iterable[
     frames: frame numbers, or their count.
     interval: milliseconds between frames.
     default_mode: ``"once"``, ``"loop"`` or ``"reflect"``.
+    alt: alternative text of the player's image (what the animation shows), for
+        screen readers and for readers whose browser shows no images.
 
     Returns
     -------
@@ -147,6 +151,8 @@ def animation_html(fig: object, draw: Callable[[int], object], frames: Iterable[
     if default_mode not in ("once", "loop", "reflect"):
         raise ValueError(f"default_mode: expected 'once', 'loop' or 'reflect', got "
                          f"{default_mode!r}")
+    if not isinstance(alt, str):
+        raise TypeError(f"alt: expected a string, got {type(alt).__name__}")
     frame_list = list(range(frames)) if isinstance(frames, int) else list(frames)
     if not frame_list:
         raise ValueError("frames: need at least one frame")
@@ -156,6 +162,9 @@ def animation_html(fig: object, draw: Callable[[int], object], frames: Iterable[
         html = anim.to_jshtml(default_mode=default_mode)
     finally:
         plt.close(fig)
+    if alt:
+        html = html.replace('<img id="_anim_img', f'<img alt="{escape(alt, quote=True)}" '
+                            'id="_anim_img', 1)
     return HTML(html)
 
 

@@ -85,6 +85,14 @@ def test_plotly_html_inlines_plotlyjs_once_and_never_points_to_a_cdn(surface):
         interactive.plotly_html("figure")
 
 
+def test_animation_html_gives_the_player_alt_text():
+    fig, ax = plt.subplots()
+    html = interactive.animation_html(fig, lambda i: ax.plot([i]), 2, alt='a "line" moving').data
+    assert 'alt="a &quot;line&quot; moving" id="_anim_img' in html
+    with pytest.raises(TypeError, match="alt"):
+        interactive.animation_html(plt.figure(), lambda i: None, 2, alt=3)
+
+
 def test_animation_html_embeds_every_frame_and_closes_the_figure():
     fig, ax = plt.subplots(figsize=(2, 2))
     seen = []
