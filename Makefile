@@ -77,7 +77,10 @@ test-notebooks: $(STAMP)
 	cd book && ../$(COLAB_VENV)/bin/python -c "import importlib.util as u, torch; \
 	  assert u.find_spec('dmmlib') is None, 'dmmlib must not be importable before the install cell'"
 	$(CLEAR_SCOREBOARD)
-	DMMLIB_SOURCE=$(CURDIR) $(COLAB_VENV)/bin/python -m pytest -q -p no:cacheprovider \
+	# DMM_PROGRESS=0: nbval reads a cell's messages only after the cell ends, and a long
+	# cell's progress-bar updates overflow the kernel's message queue, which then drops
+	# the final 'idle' message (seen as "Timeout ... waiting for output").
+	DMM_PROGRESS=0 DMMLIB_SOURCE=$(CURDIR) $(COLAB_VENV)/bin/python -m pytest -q -p no:cacheprovider \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=900 $(NOTEBOOKS)
 	cd book && ../$(COLAB_VENV)/bin/python -c "import dmmlib; \
 	  assert dmmlib.__file__.startswith('$(CURDIR)/$(COLAB_VENV)/'), \
