@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from html import escape
 
@@ -162,10 +163,32 @@ def animation_html(fig: object, draw: Callable[[int], object], frames: Iterable[
         html = anim.to_jshtml(default_mode=default_mode)
     finally:
         plt.close(fig)
+    html = _offline_player(html)
     if alt:
         html = html.replace('<img id="_anim_img', f'<img alt="{escape(alt, quote=True)}" '
                             'id="_anim_img', 1)
     return HTML(html)
+
+
+# matplotlib's player loads Font Awesome 4 from a CDN for its button icons; offline
+# that request fails (a console error) and the buttons are blank. Plain Unicode
+# glyphs need nothing (each button keeps matplotlib's aria-label).
+_PLAYER_ICONS = {
+    "fa fa-minus": "\u2212", "fa fa-plus": "+",
+    "fa fa-fast-backward": "\u23ee\ufe0e", "fa fa-step-backward": "\u25c2",
+    "fa fa-play fa-flip-horizontal": "\u25c0\ufe0e", "fa fa-pause": "\u23f8\ufe0e",
+    "fa fa-play": "\u25b6\ufe0e", "fa fa-step-forward": "\u25b8",
+    "fa fa-fast-forward": "\u23ed\ufe0e",
+}
+
+
+def _offline_player(html: str) -> str:
+    """``html`` of ``FuncAnimation.to_jshtml`` without its CDN stylesheet, icons as glyphs."""
+    html = re.sub(r'<link rel="stylesheet"\s+href="https://[^"]*font-awesome[^"]*">\s*', "",
+                  html)
+    return re.sub(r'<i class="(fa [^"]*)"></i>',
+                  lambda m: f'<span aria-hidden="true">{_PLAYER_ICONS.get(m.group(1), "?")}</span>',
+                  html)
 
 
 def _numpy(t: torch.Tensor | np.ndarray, dtype: type) -> np.ndarray:

@@ -89,6 +89,9 @@ def test_animation_html_gives_the_player_alt_text():
     fig, ax = plt.subplots()
     html = interactive.animation_html(fig, lambda i: ax.plot([i]), 2, alt='a "line" moving').data
     assert 'alt="a &quot;line&quot; moving" id="_anim_img' in html
+    # nothing from a CDN (matplotlib's player asks for Font Awesome), every button has a glyph
+    assert "https://" not in html and "<i class=" not in html and "?</span>" not in html
+    assert html.count('<span aria-hidden="true">') == 9
     with pytest.raises(TypeError, match="alt"):
         interactive.animation_html(plt.figure(), lambda i: None, 2, alt=3)
 
