@@ -173,12 +173,12 @@ def animation_html(fig: object, draw: Callable[[int], object], frames: Iterable[
 # matplotlib's player loads Font Awesome 4 from a CDN for its button icons; offline
 # that request fails (a console error) and the buttons are blank. Plain Unicode
 # glyphs need nothing (each button keeps matplotlib's aria-label).
-_PLAYER_ICONS = {
+_PLAYER_ICONS = {  # characters every default font has (the media-control block does not)
     "fa fa-minus": "\u2212", "fa fa-plus": "+",
-    "fa fa-fast-backward": "\u23ee\ufe0e", "fa fa-step-backward": "\u25c2",
-    "fa fa-play fa-flip-horizontal": "\u25c0\ufe0e", "fa fa-pause": "\u23f8\ufe0e",
+    "fa fa-fast-backward": "|\u25c0\ufe0e", "fa fa-step-backward": "\u25c2",
+    "fa fa-play fa-flip-horizontal": "\u25c0\ufe0e", "fa fa-pause": "\u2016",
     "fa fa-play": "\u25b6\ufe0e", "fa fa-step-forward": "\u25b8",
-    "fa fa-fast-forward": "\u23ed\ufe0e",
+    "fa fa-fast-forward": "\u25b6\ufe0e|",
 }
 
 
