@@ -56,18 +56,14 @@ def margin_and_gradient(
 def _margin(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096
 ) -> torch.Tensor:
-    from .attacks._common import eval_mode
+    from .attacks._common import eval_mode, margin
 
     dev = module_device(model)
     out = []
     with eval_mode(model):
         for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
             z = model(xb.to(dev))
-            yb = yb.to(dev)
-            true = z.gather(1, yb[:, None]).squeeze(1)
-            out.append(
-                (true - z.scatter(1, yb[:, None], float("-inf")).amax(1)).to(x.device)
-            )
+            out.append(margin(z, yb.to(dev)).to(x.device))
     return torch.cat(out).to(x.dtype)
 
 

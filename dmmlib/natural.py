@@ -43,6 +43,7 @@ from ._validate import (
     output_size,
     preserved_modes,
 )
+from .attacks._common import batch_view, flat_norm, margin
 from .device import module_device
 
 __all__ = [
@@ -407,9 +408,7 @@ def _margin_and_grad(
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
         z = model(xg)
-        true = z.gather(1, y[:, None]).squeeze(1)
-        other = z.scatter(1, y[:, None], float("-inf")).amax(1)
-        m = true - other
+        m = margin(z, y)
         (g,) = torch.autograd.grad(m.sum(), xg)
     return m.detach(), g.detach()
 
@@ -426,14 +425,6 @@ def _projector(
         return (flat - inside if complement else inside).reshape(v.shape)
 
     return project
-
-
-def _norm(v: torch.Tensor) -> torch.Tensor:
-    return v.flatten(1).norm(dim=1)
-
-
-def _bview(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return t.reshape(-1, *([1] * (like.ndim - 1)))
 
 
 def minimal_l2_restricted(
@@ -529,14 +520,14 @@ def minimal_l2_restricted(
         for t in range(steps + 1):
             m, g = _margin_and_grad(model, xw + delta, yw)
             adv = m < 0
-            nrm = _norm(delta)
+            nrm = flat_norm(delta)
             better = adv & (nrm < best)
             best = torch.where(better, nrm, best)
-            best_delta = torch.where(_bview(better, xw), delta, best_delta)
+            best_delta = torch.where(batch_view(better, xw), delta, best_delta)
             if t == steps:
                 break
             gp = project(g)
-            gn = _norm(gp)
+            gn = flat_norm(gp)
             safe = torch.where(gn > 0, gn, torch.ones_like(gn))
             linear = nrm + m.clamp_min(0) / safe  # linear estimate of the distance
             cos = 0.5 * (1 + math.cos(math.pi * t / steps))
@@ -556,10 +547,10 @@ def minimal_l2_restricted(
                         torch.maximum(linear, eps * (1 + gam)),
                     ),
                 )
-            direction = -gp / _bview(safe, gp)
-            delta = delta + _bview(alpha * eps, xw) * direction
-            delta = delta * _bview(
-                (eps / _norm(delta).clamp_min(1e-12)).clamp(max=1.0), xw
+            direction = -gp / batch_view(safe, gp)
+            delta = delta + batch_view(alpha * eps, xw) * direction
+            delta = delta * batch_view(
+                (eps / flat_norm(delta).clamp_min(1e-12)).clamp(max=1.0), xw
             )
         found = torch.isfinite(best)
         # bisection along the best perturbation: back to the boundary
@@ -568,11 +559,11 @@ def minimal_l2_restricted(
         with torch.no_grad():
             for _ in range(refine):
                 mid = 0.5 * (lo + hi)
-                flipped = model(xw + _bview(mid, xw) * best_delta).argmax(1) != yw
+                flipped = model(xw + batch_view(mid, xw) * best_delta).argmax(1) != yw
                 hi = torch.where(flipped & found, mid, hi)
                 lo = torch.where(flipped & found, lo, mid)
-        best_delta = best_delta * _bview(hi, xw)
-        norm = torch.where(found, _norm(best_delta), inf)
+        best_delta = best_delta * batch_view(hi, xw)
+        norm = torch.where(found, flat_norm(best_delta), inf)
     x_adv = (xw + best_delta).detach().to(device=xt.device, dtype=xt.dtype)
     return RestrictedAttack(
         x_adv, norm.to(device=xt.device, dtype=xt.dtype), found.to(xt.device)

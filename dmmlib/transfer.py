@@ -38,6 +38,7 @@ from ._validate import (
     output_size,
 )
 from .device import module_device
+from .intriguing import error_rate  # the same measure, re-exported for this chapter
 
 __all__ = [
     "input_gradients",
@@ -163,24 +164,6 @@ def random_cosine_scale(n: int) -> float:
 
 
 @torch.no_grad()
-def error_rate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024
-) -> float:
-    """Fraction of ``x`` that ``model`` does not classify as ``y`` (eval mode, mode restored).
-
-    Introduced in the chapter "Is the Dimpled Manifold Model right?".
-    """
-    from .train import predict
-
-    model = check_model(model)
-    xt = check_tensor(x, "x", min_ndim=2)
-    if xt.shape[0] == 0:
-        raise ValueError(f"x: empty batch (shape {tuple(xt.shape)})")
-    yt = check_labels(y, xt, "y", output_size(model, xt))
-    check_int(batch_size, "batch_size", 1)
-    return float((predict(model, xt, batch_size) != yt.to(xt.device)).float().mean())
-
-
 def equal_norm_noise(
     x: torch.Tensor, norms: torch.Tensor, *, seed: int = 0, clip: bool = True
 ) -> torch.Tensor:
