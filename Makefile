@@ -77,9 +77,10 @@ test-notebooks: $(STAMP)
 	cd book && ../$(COLAB_VENV)/bin/python -c "import importlib.util as u, torch; \
 	  assert u.find_spec('dmmlib') is None, 'dmmlib must not be importable before the install cell'"
 	$(CLEAR_SCOREBOARD)
-	# DMM_PROGRESS=0: nbval reads a cell's messages only after the cell ends, and a long
-	# cell's progress-bar updates overflow the kernel's message queue, which then drops
-	# the final 'idle' message (seen as "Timeout ... waiting for output").
+	# DMM_PROGRESS=0: nbval reads a cell's messages only after the cell ends; with the
+	# bars on, a long cell on a cold cache failed with "Timeout ... waiting for output"
+	# (reproduced on old_mental_model; passes with them off). Likely cause: the bars'
+	# updates overflow the kernel's message queue and the final 'idle' is dropped.
 	DMM_PROGRESS=0 DMMLIB_SOURCE=$(CURDIR) $(COLAB_VENV)/bin/python -m pytest -q -p no:cacheprovider \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=900 $(NOTEBOOKS)
 	cd book && ../$(COLAB_VENV)/bin/python -c "import dmmlib; \
