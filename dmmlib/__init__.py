@@ -1,56 +1,69 @@
 """dmmlib: training, attack and geometry kernels for *The Dimpled Manifold* book.
 
-The package is organised one concept per module (see ``shared/design.md``)::
+The package has three layers; each may import the ones above it, never the
+ones below (``tests/test_layout.py`` checks it)::
 
-    dmmlib.device    -> pick a device, seed everything
-    dmmlib.profiles  -> how big each experiment is (``ci``, ``cpu``, ``gpu``)
-    dmmlib.data      -> datasets as tensors in [0, 1]
-    dmmlib.models    -> classifiers with normalisation inside
-    dmmlib.train     -> ``fit``, ``accuracy``, cached training
-    dmmlib.cache     -> atomic, checksummed weight cache
-    dmmlib.attacks   -> adversarial attacks (input gradients only)
-    dmmlib.plot      -> the book's figure style
-    dmmlib.nb        -> notebook helpers (glue that also works on Colab)
-    dmmlib.synthetic, manifold, geometry, ensemble -> data manifolds, tangent
-                        spaces, decision-boundary geometry, vmap'ed ensembles
-    dmmlib.random_nets, linearity, intriguing, transfer, phases, natural,
-    ilyas, interactive -> the kernels of individual chapters (each module
-                        names the chapter that introduces it)
+    kernels (reusable in your own work)
+        dmmlib.ops        -> logit margin and its gradient, eval-mode guard, batch norms
+        dmmlib.device     -> pick a device, seed everything
+        dmmlib.profiles   -> how big each experiment is (``ci``, ``cpu``, ``gpu``)
+        dmmlib.data       -> datasets as tensors in [0, 1]
+        dmmlib.models     -> classifiers with normalisation inside
+        dmmlib.train      -> ``fit``, ``accuracy``, cached training
+        dmmlib.cache      -> atomic, checksummed cache keyed by the code that made it
+        dmmlib.attacks    -> adversarial attacks (input gradients only)
+        dmmlib.synthetic  -> data on low-dimensional manifolds
+        dmmlib.manifold   -> autoencoders, tangent spaces, on/off-manifold splits
+        dmmlib.geometry   -> decision-boundary geometry (normals, distances, dimples)
+        dmmlib.ensemble   -> many seeds of one small model trained as one (vmap)
+    experiments (one chapter's pipeline each)
+        dmmlib.experiments.intriguing, transfer, linearity, random_nets,
+        phases, ilyas, natural
+    the book's helpers
+        dmmlib.book.plot, nb, interactive, scoreboard
 
 Submodules are imported lazily, so ``import dmmlib`` is cheap.
+
+Changed in 0.2.0: the chapter modules moved from ``dmmlib.<name>`` to
+``dmmlib.experiments.<name>`` and the book helpers to ``dmmlib.book.<name>``.
+Attribute access through the old names (``dmmlib.natural``) still works and
+warns; ``import dmmlib.natural`` does not.
 """
 
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-_SUBMODULES = (
+_KERNELS = (
     "attacks",
     "cache",
     "data",
     "device",
     "ensemble",
     "geometry",
-    "ilyas",
-    "interactive",
-    "intriguing",
-    "linearity",
     "manifold",
     "models",
-    "natural",
-    "nb",
-    "phases",
-    "plot",
+    "ops",
     "profiles",
-    "random_nets",
-    "scoreboard",
     "synthetic",
     "train",
-    "transfer",
 )
+_SUBPACKAGES = ("experiments", "book")
+_SUBMODULES = _KERNELS + _SUBPACKAGES
+
+#: Where the modules of dmmlib 0.1 live now.
+MOVED = {
+    **{name: f"experiments.{name}" for name in
+       ("intriguing", "transfer", "linearity", "random_nets", "phases", "ilyas", "natural")},
+    **{name: f"book.{name}" for name in ("nb", "plot", "interactive", "scoreboard")},
+}
+
+#: Every public module by its short name (as the tests and the API reference list them).
+_PUBLIC_MODULES = {**{name: name for name in _KERNELS}, **MOVED}
 
 __all__ = ["__version__", *_SUBMODULES]
 
@@ -60,6 +73,10 @@ def __getattr__(name: str) -> Any:
         module = importlib.import_module(f"{__name__}.{name}")
         globals()[name] = module
         return module
+    if name in MOVED:
+        warnings.warn(f"dmmlib.{name} moved to dmmlib.{MOVED[name]} in dmmlib 0.2.0",
+                      FutureWarning, stacklevel=2)
+        return importlib.import_module(f"{__name__}.{MOVED[name]}")
     raise AttributeError(f"module 'dmmlib' has no attribute {name!r}")
 
 

@@ -8,14 +8,13 @@ before any work is done.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from numbers import Real
 
 import torch
 from torch import nn
 
 from .device import module_device
+from .ops import preserved_modes
 
 __all__ = [
     "check_tensor",
@@ -32,7 +31,6 @@ __all__ = [
     "check_model",
     "check_callable",
     "output_size",
-    "preserved_modes",
 ]
 
 
@@ -199,14 +197,3 @@ def output_size(model: nn.Module, x: torch.Tensor, name: str = "model") -> int:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(f"{name}: expected logits of shape (N, classes), got {shape}")
     return int(out.shape[1])
-
-
-@contextmanager
-def preserved_modes(model: nn.Module) -> Iterator[nn.Module]:
-    """Restore every submodule's own train/eval flag on exit (even on an exception)."""
-    modes = [(m, m.training) for m in model.modules()]
-    try:
-        yield model
-    finally:
-        for m, training in modes:
-            m.training = training

@@ -28,8 +28,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -42,8 +41,10 @@ from ._validate import (
     check_labels,
     check_positive,
     check_tensor,
+    output_size,
 )
 from .device import module_device
+from .ops import batch_view, eval_mode, margin, margin_and_grad, pair_margin
 from .manifold import split_on_off_manifold
 
 __all__ = [
@@ -66,17 +67,6 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- helpers
-@contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, training in modes:
-            module.training = training
-
-
 def _check_model(model: object) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
@@ -102,18 +92,10 @@ def _work(model: nn.Module, t: torch.Tensor) -> torch.Tensor:
     return t.detach().to(device=module_device(model), dtype=_working_dtype(model, t.dtype))
 
 
-def _view(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return t.reshape(-1, *([1] * (like.ndim - 1)))
-
-
 @torch.no_grad()
 def _predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     return torch.cat([model(x[i : i + batch_size]).argmax(1)
                       for i in range(0, x.shape[0], batch_size)])
-
-
-def _runner_up(logits: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    return logits.scatter(1, a[:, None], float("-inf")).argmax(1)
 
 
 # --------------------------------------------------------------------------- boundary points
@@ -134,7 +116,7 @@ class BoundarySearch(NamedTuple):
 
 def _flipped(model: nn.Module, x: torch.Tensor, d: torch.Tensor, t: torch.Tensor,
              y: torch.Tensor, batch_size: int) -> torch.Tensor:
-    return _predict(model, x + _view(t, x) * d, batch_size) != y
+    return _predict(model, x + batch_view(t, x) * d, batch_size) != y
 
 
 def _bisect(model: nn.Module, x: torch.Tensor, d: torch.Tensor, lo: torch.Tensor,
@@ -218,10 +200,10 @@ def boundary_point_along(
     tol = check_positive(tol, "tol")
     check_int(n_scan, "n_scan", 1)
     check_int(batch_size, "batch_size", 1)
-    with _eval_mode(model):
+    with eval_mode(model):
         xw, dw = _work(model, xt), _work(model, dt)
         norm = dw.flatten(1).norm(dim=1)
-        dw = dw / _view(torch.where(norm > 0, norm, torch.ones_like(norm)), dw)
+        dw = dw / batch_view(torch.where(norm > 0, norm, torch.ones_like(norm)), dw)
         if y is None:
             yw = _predict(model, xw, batch_size)
         else:
@@ -229,7 +211,7 @@ def boundary_point_along(
                 n_out = model(xw[:1]).shape[1]
             yw = check_labels(y, xt, n_classes=n_out).to(xw.device)
         dist, found = _search_along(model, xw, dw, yw, max_distance, tol, n_scan, batch_size)
-    point = (xw + _view(dist, xw) * dw).to(device=xt.device, dtype=xt.dtype)
+    point = (xw + batch_view(dist, xw) * dw).to(device=xt.device, dtype=xt.dtype)
     return BoundarySearch(point, dist.to(device=xt.device, dtype=xt.dtype), found.to(xt.device))
 
 
@@ -287,35 +269,35 @@ def nearest_boundary_point(
 
         x_adv, success = deepfool(model, xt, yt, steps=steps, overshoot=overshoot,
                                   return_success=True, progress=progress)
-    with _eval_mode(model):
+    with eval_mode(model):
         xw, aw = _work(model, xt), _work(model, x_adv)
         yw = yt.to(xw.device)
         d = aw - xw
         length = d.flatten(1).norm(dim=1)
         ok = success.to(xw.device) & (_predict(model, aw, batch_size) != yw)
-        d = d / _view(torch.where(length > 0, length, torch.ones_like(length)), d)
+        d = d / batch_view(torch.where(length > 0, length, torch.ones_like(length)), d)
         already = _predict(model, xw, batch_size) != yw
         hi = torch.where(already, torch.zeros_like(length), length)
         lo = torch.where(ok & ~already, torch.zeros_like(length), hi)
         _, hi = _bisect(model, xw, d, lo, hi, yw, tol, batch_size)
         dist = torch.where(ok, hi, length)
-    point = (xw + _view(dist, xw) * d).to(device=xt.device, dtype=xt.dtype)
+    point = (xw + batch_view(dist, xw) * d).to(device=xt.device, dtype=xt.dtype)
     return BoundarySearch(point, dist.to(device=xt.device, dtype=xt.dtype), ok.to(xt.device))
 
 
 # --------------------------------------------------------------------------- normals
-def _pairs(classes: object, x: torch.Tensor, logits: torch.Tensor) -> tuple[torch.Tensor,
-                                                                           torch.Tensor]:
+def _pairs(classes: object, x: torch.Tensor, n_out: int, device: torch.device
+           ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Class ``a`` and the class ``b`` it is compared with (``None``: the runner-up)."""
     if not isinstance(classes, torch.Tensor):
         raise TypeError(f"classes: expected a tensor of labels (N,) or pairs (N, 2), got "
                         f"{type(classes).__name__}")
-    c = classes.to(logits.device)
-    n_out = logits.shape[1]
+    c = classes.to(device)
     if c.ndim == 1:
         check_labels(classes, x, "classes", n_out)
         if n_out < 2:
             raise ValueError("model: needs at least 2 outputs to define a boundary")
-        return c.long(), _runner_up(logits, c.long())
+        return c.long(), None
     if c.is_floating_point() or c.ndim != 2 or c.shape != (x.shape[0], 2):
         raise ValueError(f"classes: expected integer labels ({x.shape[0]},) or pairs "
                          f"({x.shape[0]}, 2), got {tuple(classes.shape)} {classes.dtype}")
@@ -328,14 +310,10 @@ def _pairs(classes: object, x: torch.Tensor, logits: torch.Tensor) -> tuple[torc
 
 
 def _margin_and_grad(model: nn.Module, xw: torch.Tensor, classes: object, xt: torch.Tensor
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    with torch.enable_grad():
-        xg = xw.detach().requires_grad_(True)
-        logits = model(xg)
-        a, b = _pairs(classes, xt, logits.detach())
-        margin = logits.gather(1, a[:, None]).squeeze(1) - logits.gather(1, b[:, None]).squeeze(1)
-        (grad,) = torch.autograd.grad(margin.sum(), xg)
-    return margin.detach(), grad, a, b
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The a-vs-b margin at ``xw`` (working copy of ``xt``) and its input gradient."""
+    a, b = _pairs(classes, xt, output_size(model, xt, "model"), xw.device)
+    return margin_and_grad(model, xw, a, b)
 
 
 def logit_margin(model: nn.Module, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
@@ -348,11 +326,11 @@ def logit_margin(model: nn.Module, x: torch.Tensor, classes: torch.Tensor) -> to
     """
     model = _check_model(model)
     xt = _points(x)
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         xw = _work(model, xt)
         logits = model(xw)
-        a, b = _pairs(classes, xt, logits)
-        m = logits.gather(1, a[:, None]).squeeze(1) - logits.gather(1, b[:, None]).squeeze(1)
+        a, b = _pairs(classes, xt, logits.shape[1], logits.device)
+        m = margin(logits, a) if b is None else pair_margin(logits, a, b)
     return m.to(device=xt.device, dtype=xt.dtype)
 
 
@@ -377,10 +355,10 @@ def boundary_normal(model: nn.Module, x: torch.Tensor, classes: torch.Tensor) ->
     """
     model = _check_model(model)
     xt = _points(x)
-    with _eval_mode(model):
-        _, grad, _, _ = _margin_and_grad(model, _work(model, xt), classes, xt)
+    with eval_mode(model):
+        _, grad = _margin_and_grad(model, _work(model, xt), classes, xt)
     norm = grad.flatten(1).norm(dim=1)
-    unit = grad / _view(torch.where(norm > 0, norm, torch.ones_like(norm)), grad)
+    unit = grad / batch_view(torch.where(norm > 0, norm, torch.ones_like(norm)), grad)
     return unit.to(device=xt.device, dtype=xt.dtype)
 
 
@@ -469,14 +447,14 @@ def dimple_depth(
     tol = check_positive(tol, "tol")
     check_int(n_scan, "n_scan", 1)
     check_int(batch_size, "batch_size", 1)
-    with _eval_mode(model):
+    with eval_mode(model):
         xw = _work(model, xt)
         yw = yt.to(xw.device)
-        _, grad, _, _ = _margin_and_grad(model, xw, yw, xt)
+        _, grad = _margin_and_grad(model, xw, yw, xt)
         split = split_on_off_manifold(-grad, Ut.to(device=xw.device, dtype=xw.dtype))
         dirs = torch.cat([-grad, split.off, split.on])
         norm = dirs.flatten(1).norm(dim=1)
-        dirs = dirs / _view(torch.where(norm > 0, norm, torch.ones_like(norm)), dirs)
+        dirs = dirs / batch_view(torch.where(norm > 0, norm, torch.ones_like(norm)), dirs)
         dist, found = _search_along(model, xw.repeat(3, *([1] * (xw.ndim - 1))), dirs,
                                     yw.repeat(3), max_distance, tol, n_scan, batch_size)
     n = xt.shape[0]
@@ -563,7 +541,7 @@ class GeometryRecorder:
         model = _check_model(model)
         dev = module_device(model)
         x, y, U = self.x.to(dev), self.y.to(dev), self.U.to(dev)
-        with _eval_mode(model), torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             pred = model(_work(model, x)).argmax(1)
         normal = boundary_normal(model, x, y)
         cl = clinging(normal, U.to(normal.dtype))
@@ -618,7 +596,7 @@ def _grid_scores(model: nn.Module, pts: torch.Tensor, classes: tuple[int, int] |
                  batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Predictions and signed margins at ``pts`` (M, d), batched."""
     preds, margins = [], []
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         for i in range(0, pts.shape[0], batch_size):
             logits = model(pts[i : i + batch_size])
             if i == 0 and classes is None and logits.shape[1] != 2:

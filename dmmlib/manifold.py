@@ -32,9 +32,9 @@ from ._validate import (
     check_orthonormal,
     check_positive,
     check_tensor,
-    preserved_modes,
 )
 from .device import module_device
+from .ops import preserved_modes
 
 __all__ = [
     "MLPAutoencoder",
@@ -221,10 +221,9 @@ def fit_autoencoder(
     gen = torch.Generator().manual_seed(seed)
     n = xt.shape[0]
     history: dict[str, list[float]] = {"loss": [], "mse": []}
-    modes = [(m, m.training) for m in ae.modules()]  # restored per submodule
     bar = tqdm(total=epochs * ((n + batch_size - 1) // batch_size), desc="fit_autoencoder",
                disable=not _progress(progress), leave=False)
-    try:
+    with preserved_modes(ae), bar:  # every submodule's own flag comes back
         ae.train()
         for _ in range(epochs):
             order = torch.randperm(n, generator=gen)
@@ -245,10 +244,6 @@ def fit_autoencoder(
             history["loss"].append(mse)
             history["mse"].append(mse)
             bar.set_postfix(mse=f"{mse:.4f}")
-    finally:
-        bar.close()
-        for module, training in modes:
-            module.training = training
     return history
 
 

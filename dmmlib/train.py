@@ -25,6 +25,7 @@ from . import _validate as V
 from .cache import _load_weights, _save_or_warn, config_key, entry_path
 from .data import ImageDataset
 from .device import module_device
+from .ops import preserved_modes
 
 __all__ = [
     "fit",
@@ -141,12 +142,11 @@ def fit(
     gen = torch.Generator().manual_seed(seed)
     n = x.shape[0]
     history: dict[str, list[float]] = {"loss": [], "train_acc": []}
-    modes = [(m, m.training) for m in model.modules()]  # restored per submodule
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     bar = tqdm(total=epochs * ((n + batch_size - 1) // batch_size), desc="fit",
                disable=not progress_enabled(progress), leave=False)
     step = 0
-    try:
+    with preserved_modes(model), bar:  # every submodule's own flag comes back
         for _ in range(epochs):
             order = torch.randperm(n, generator=gen)
             total_loss = torch.zeros((), device=device)
@@ -173,10 +173,6 @@ def fit(
             history["loss"].append(float(total_loss) / n)
             history["train_acc"].append(float(correct) / n)
             bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", acc=f"{history['train_acc'][-1]:.3f}")
-    finally:
-        bar.close()
-        for module, training in modes:
-            module.training = training
     return history
 
 

@@ -20,8 +20,10 @@ from torch import nn
 
 import dmmlib.attacks as A
 from dmmlib import cache, data, device, ensemble, geometry, manifold, models, profiles, synthetic
-from dmmlib import ilyas, interactive, intriguing, linearity, natural, phases, random_nets
-from dmmlib import train, transfer
+from dmmlib.experiments import ilyas, intriguing, linearity, natural, phases, random_nets
+from dmmlib.book import interactive
+from dmmlib import train
+from dmmlib.experiments import transfer
 from dmmlib.cache import CacheWarning
 
 ROOT = Path(__file__).resolve().parents[1]

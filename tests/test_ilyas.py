@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from dmmlib import ilyas
+from dmmlib.experiments import ilyas
 
 
 class _Linear(nn.Module):

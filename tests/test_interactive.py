@@ -11,7 +11,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from dmmlib import geometry, interactive  # noqa: E402
+from dmmlib import geometry  # noqa: E402
+from dmmlib.book import interactive  # noqa: E402
 
 
 class _Plane(nn.Module):

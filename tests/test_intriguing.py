@@ -1,4 +1,4 @@
-"""dmmlib.intriguing: the helpers of the chapter on Szegedy et al. (2013)."""
+"""dmmlib.experiments.intriguing: the helpers of the chapter on Szegedy et al. (2013)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from dmmlib import intriguing as I
+from dmmlib.experiments import intriguing as I
 from dmmlib.data import digits
 from dmmlib.models import MLP
 from dmmlib.train import fit

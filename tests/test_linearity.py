@@ -1,4 +1,4 @@
-"""Linearity of a network along a direction: dmmlib.linearity."""
+"""Linearity of a network along a direction: dmmlib.experiments.linearity."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from dmmlib import linearity, manifold
+from dmmlib import manifold
+from dmmlib.experiments import linearity
 
 
 @pytest.fixture(autouse=True)

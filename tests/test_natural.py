@@ -1,4 +1,4 @@
-"""On/off-manifold attacks on natural images: dmmlib.natural."""
+"""On/off-manifold attacks on natural images: dmmlib.experiments.natural."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from dmmlib import manifold, natural
+from dmmlib import manifold
+from dmmlib.experiments import natural
 
 
 @pytest.fixture(autouse=True)

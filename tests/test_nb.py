@@ -5,7 +5,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from dmmlib import nb  # noqa: E402
+from dmmlib.book import nb  # noqa: E402
 from dmmlib.profiles import get_profile  # noqa: E402
 
 

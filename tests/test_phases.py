@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from dmmlib import ensemble, geometry, phases
+from dmmlib import ensemble, geometry
+from dmmlib.experiments import phases
 from dmmlib.models import MLP
 from dmmlib.synthetic import five_points_line, linear_subspace
 

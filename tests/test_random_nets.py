@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from dmmlib import random_nets as rn
+from dmmlib.experiments import random_nets as rn
 
 
 @pytest.fixture(autouse=True)

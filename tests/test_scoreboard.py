@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from dmmlib import scoreboard
+from dmmlib.book import scoreboard
 
 
 def test_record_and_load_round_trip():

@@ -1,4 +1,4 @@
-"""Transfer, gradient alignment and mislabelled-training helpers: dmmlib.transfer."""
+"""Transfer, gradient alignment and mislabelled-training helpers: dmmlib.experiments.transfer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from dmmlib import transfer
+from dmmlib.experiments import transfer
 
 
 @pytest.fixture(autouse=True)

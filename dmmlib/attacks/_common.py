@@ -16,8 +16,7 @@ Every attack follows the same contract:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from numbers import Real
 import torch
 import torch.nn.functional as F
@@ -26,6 +25,7 @@ from tqdm.auto import tqdm
 
 from .. import _validate as V
 from ..device import module_device
+from ..ops import batch_view, eval_mode, flat_norm, margin, parse_norm
 from ..train import progress_enabled
 
 __all__ = [
@@ -43,36 +43,6 @@ __all__ = [
     "Subspace",
     "parse_eps",
 ]
-
-
-def parse_norm(norm: object) -> str:
-    """``"inf"`` or ``"2"`` from the many ways of writing them."""
-    if isinstance(norm, str):
-        key = norm.strip().lower().replace("_", "")
-        if key in {"inf", "linf", "infinity"}:
-            return "inf"
-        if key in {"2", "l2", "2.0"}:
-            return "2"
-    elif isinstance(norm, Real) and not isinstance(norm, bool):
-        value = float(norm)
-        if math.isinf(value) and value > 0:
-            return "inf"
-        if value == 2.0:
-            return "2"
-    raise ValueError(f"norm: unknown norm {norm!r}; use 'inf' (also float('inf'), 'linf') "
-                     "or 2 (also '2', 'l2')")
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode; restore every submodule's own flag on exit."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, training in modes:
-            module.training = training
 
 
 def working_dtype(model: nn.Module, x: torch.Tensor) -> torch.dtype:
@@ -128,25 +98,6 @@ def loss_and_grad(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, target
         objective = -loss.sum() if targeted else loss.sum()
         (grad,) = torch.autograd.grad(objective, xg)
     return logits.detach(), loss.detach(), grad
-
-
-def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``z_y - max_{j != y} z_j`` per sample (positive: still classified as ``y``)."""
-    true = logits.gather(1, y[:, None]).squeeze(1)
-    other = logits.scatter(1, y[:, None], float("-inf")).amax(1)
-    return true - other
-
-
-def batch_view(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Reshape a per-sample ``(N,)`` tensor to broadcast against ``like`` (N, ...)."""
-    return t.reshape(-1, *([1] * (like.ndim - 1)))
-
-
-def flat_norm(v: torch.Tensor, norm: str = "2") -> torch.Tensor:
-    flat = v.flatten(1)
-    if norm == "inf":
-        return flat.abs().amax(1)
-    return flat.norm(dim=1)
 
 
 def make_generator(seed: int | None, device: torch.device) -> torch.Generator | None:

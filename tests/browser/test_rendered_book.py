@@ -267,7 +267,7 @@ def test_every_figure_has_alt_text(page):
     """
     parser = _ArticleImages()
     parser.feed(page.read_text(encoding="utf-8"))
-    # (the player of dmmlib.interactive.animation_html gets its alt= from the chapter)
+    # (the player of dmmlib.book.interactive.animation_html gets its alt= from the chapter)
     missing = [img.get("src") or "?" for img in parser.images if _missing_alt(img)]
     assert not missing, (f"{page.relative_to(HTML)}: {len(missing)} image(s) without alt text "
                          "(add `mystnb: image: alt:` to the cell):\n  "

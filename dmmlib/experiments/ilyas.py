@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._validate import (
+from .._validate import (
     check_choice,
     check_images,
     check_int,
@@ -122,8 +122,8 @@ def mislabelled_dataset(
     -------
     MislabelledSet on ``x``'s device.
     """
-    from .attacks import pgd
-    from .attacks._common import parse_norm
+    from ..attacks import pgd
+    from ..ops import parse_norm
 
     model = check_model(model)
     xt = check_images(x, "x")

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._validate import (
+from .._validate import (
     check_basis,
     check_images,
     check_int,
@@ -37,7 +37,8 @@ from ._validate import (
     check_tensor,
     output_size,
 )
-from .device import module_device
+from ..device import module_device
+from ..ops import eval_mode, margin
 from .intriguing import error_rate  # the same measure, re-exported for this chapter
 
 __all__ = [
@@ -70,8 +71,6 @@ def input_gradients(
     mode (every submodule's mode restored), parameters' ``.grad`` untouched;
     the result is like ``x``.
     """
-    from .attacks._common import eval_mode
-
     model = check_model(model)
     xt = check_tensor(x, "x", min_ndim=2)
     if xt.shape[0] == 0:
@@ -90,8 +89,7 @@ def input_gradients(
             if objective == "loss":
                 value = torch.nn.functional.cross_entropy(z, yb, reduction="sum")
             else:
-                true = z.gather(1, yb[:, None]).squeeze(1)
-                value = (true - z.scatter(1, yb[:, None], float("-inf")).amax(1)).sum()
+                value = margin(z, yb).sum()
             (g,) = torch.autograd.grad(value, xg)
             out.append(g.detach().to(xt.device))
     return torch.cat(out)
@@ -229,7 +227,7 @@ def targeted_examples(
     ``model`` calls it ``targets[i]``; ``reached`` (N,) says where it does.
     Results are on ``x``'s device.
     """
-    from .attacks import pgd
+    from ..attacks import pgd
 
     model = check_model(model)
     xt = check_images(x, "x")

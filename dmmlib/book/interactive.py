@@ -36,8 +36,8 @@ from html import escape
 import numpy as np
 import torch
 
-from ._validate import check_tensor
-from .geometry import Surface3D
+from .._validate import check_tensor
+from ..geometry import Surface3D
 from .nb import in_colab
 
 __all__ = ["plotly_html", "animation_html", "boundary_surface_figure"]

@@ -20,8 +20,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .cache import cache_dir
-from .profiles import get_profile
+from ..cache import cache_dir
+from ..profiles import get_profile
 
 __all__ = ["Entry", "record", "load", "scoreboard_path", "clear"]
 

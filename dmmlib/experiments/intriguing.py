@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._validate import (
+from .._validate import (
     check_images,
     check_int,
     check_labels,
@@ -39,9 +39,9 @@ from ._validate import (
     check_positive,
     check_tensor,
     output_size,
-    preserved_modes,
 )
-from .device import module_device
+from ..device import module_device
+from ..ops import preserved_modes
 
 __all__ = [
     "rms_distortion",
@@ -214,7 +214,7 @@ def fit_sparse_autoencoder(
     check_nonnegative(sparsity, "sparsity")
     if not 0 < target < 1:
         raise ValueError(f"target: the mean activation must lie in (0, 1), got {target}")
-    from .train import progress_enabled
+    from ..train import progress_enabled
 
     device = module_device(ae)
     opt = torch.optim.Adam(ae.parameters(), lr=lr, weight_decay=weight_decay)
@@ -263,9 +263,9 @@ def fit_sparse_autoencoder_cached(
     :func:`dmmlib.cache.cached_result`). Returns ``history``, ``seconds`` (of
     the run that trained) and ``cached``.
     """
-    from . import __version__
-    from .cache import cached_result, module_fingerprint
-    from .train import tensor_fingerprint
+    from .. import __version__
+    from ..cache import cached_result, module_fingerprint
+    from ..train import tensor_fingerprint
 
     if not isinstance(ae, SparseAutoencoder):
         raise TypeError(f"ae: expected a SparseAutoencoder, got {type(ae).__name__}")
@@ -327,7 +327,7 @@ class AEClassifier(nn.Module):
 @torch.no_grad()
 def error_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
     """Fraction of ``x`` that ``model`` misclassifies (eval mode, caller's mode restored)."""
-    from .train import predict
+    from ..train import predict
 
     model = check_model(model)
     x = check_tensor(x, "x", min_ndim=2)

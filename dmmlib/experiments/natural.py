@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from ._validate import (
+from .._validate import (
     check_basis,
     check_images,
     check_int,
@@ -41,10 +41,9 @@ from ._validate import (
     check_nonnegative,
     check_positive,
     output_size,
-    preserved_modes,
 )
-from .attacks._common import batch_view, flat_norm, margin
-from .device import module_device
+from ..ops import batch_view, eval_mode, flat_norm, margin, margin_and_grad, preserved_modes
+from ..device import module_device
 
 __all__ = [
     "load_with_fallback",
@@ -104,7 +103,7 @@ def _check_input_shape(input_shape: object, name: str = "input_shape") -> tuple[
 def _check_image_dataset(train_set: object, name: str = "train_set") -> Any:
     """An :class:`~dmmlib.data.ImageDataset` (anything with ``x``, ``y``, ``name``,
     ``input_shape`` and ``n_classes``), images in [0, 1]."""
-    from .data import ImageDataset
+    from ..data import ImageDataset
 
     if not isinstance(train_set, ImageDataset):
         raise TypeError(f"{name}: expected a dmmlib.data.ImageDataset, got "
@@ -137,7 +136,7 @@ def load_with_fallback(
     Returns ``(train_set, test_set, message)``; the message says plainly which
     dataset was loaded and, after a fallback, why the requested one was not.
     """
-    from .data import DatasetUnavailableError, load_dataset
+    from ..data import DatasetUnavailableError, load_dataset
 
     try:
         train_set = load_dataset(name, train=True, n=n_train)
@@ -175,7 +174,7 @@ def image_classifier(
     the DMM experiments (any input size); ``"cnn"``: :class:`~dmmlib.models.SmallCNN`;
     ``"auto"``: the MLP for grey images, the CNN for colour.
     """
-    from .models import MLP, SmallCNN
+    from ..models import MLP, SmallCNN
 
     c, h, w = _check_input_shape(input_shape)
     check_int(n_classes, "n_classes", 1)
@@ -201,7 +200,7 @@ def image_autoencoder(
 
     Introduced in the chapter "Experiments on natural images".
     """
-    from .manifold import ConvAutoencoder, MLPAutoencoder
+    from ..manifold import ConvAutoencoder, MLPAutoencoder
 
     shape = _check_input_shape(input_shape)
     check_int(latent_dim, "latent_dim", 1)
@@ -243,7 +242,7 @@ def train_classifier_cached(
     L2 PGD for adversarial training) must be described in ``perturb_key``.
     Returns ``(model in eval mode, run)``.
     """
-    from .train import train_cached
+    from ..train import train_cached
 
     _check_image_dataset(train_set)
     if kind not in ("auto", "mlp", "cnn"):
@@ -305,7 +304,7 @@ def train_autoencoder_cached(
     See :func:`dmmlib.manifold.fit_autoencoder_cached`; returns ``(ae in eval
     mode, run)``.
     """
-    from .manifold import fit_autoencoder_cached
+    from ..manifold import fit_autoencoder_cached
 
     _check_image_dataset(train_set)
     check_int(latent_dim, "latent_dim", 1)
@@ -401,18 +400,6 @@ class RestrictedAttack(NamedTuple):
     found: torch.Tensor
 
 
-def _margin_and_grad(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``z_y - max_{j != y} z_j`` (N,) and its input gradient."""
-    with torch.enable_grad():
-        xg = x.detach().requires_grad_(True)
-        z = model(xg)
-        m = margin(z, y)
-        (g,) = torch.autograd.grad(m.sum(), xg)
-    return m.detach(), g.detach()
-
-
 def _projector(
     U: torch.Tensor | None, complement: bool
 ) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -480,7 +467,6 @@ def minimal_l2_restricted(
     -------
     RestrictedAttack ``(x_adv, norm, found)`` on ``x``'s device and dtype.
     """
-    from .attacks._common import eval_mode
 
     model = check_model(model)
     xt = check_images(x, "x")
@@ -518,7 +504,7 @@ def minimal_l2_restricted(
         best_delta = torch.zeros_like(xw)
         eps = None
         for t in range(steps + 1):
-            m, g = _margin_and_grad(model, xw + delta, yw)
+            m, g = margin_and_grad(model, xw + delta, yw)
             adv = m < 0
             nrm = flat_norm(delta)
             better = adv & (nrm < best)
@@ -596,14 +582,13 @@ def onoff_experiment(
     complement). Everything returned is a tensor, a number or a string, so
     the result can go through :func:`dmmlib.cache.cached_result`.
     """
-    from .attacks import pgd
-    from .attacks._common import eval_mode
-    from .manifold import (
+    from ..attacks import pgd
+    from ..manifold import (
         random_subspace_fractions,
         split_on_off_manifold,
         tangent_basis_at,
     )
-    from .train import predict
+    from ..train import predict
 
     model = check_model(model)
     ae = _check_autoencoder(ae)
@@ -637,7 +622,7 @@ def onoff_experiment(
         delta.cpu(), U.shape[2], torch.Generator().manual_seed(seed)
     )
     with eval_mode(model):  # the gradient of the model as attacked (eval mode)
-        g_split = split_on_off_manifold(_margin_and_grad(model, xd, yd)[1], U)
+        g_split = split_on_off_manifold(margin_and_grad(model, xd, yd)[1], U)
     out: dict[str, Any] = {
         "n": int(xd[0].numel()),
         "k": int(U.shape[2]),
@@ -681,8 +666,8 @@ def onoff_cached(
     The key holds fingerprints of both models and the images and every
     setting, so two chapters measuring the same pair share one entry.
     """
-    from .cache import cached_result, module_fingerprint
-    from .train import tensor_fingerprint
+    from ..cache import cached_result, module_fingerprint
+    from ..train import tensor_fingerprint
 
     config = {
         "model": module_fingerprint(model),

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._validate import (
+from .._validate import (
     check_basis,
     check_int,
     check_labels,
@@ -29,7 +29,7 @@ from ._validate import (
     check_tensor,
     output_size,
 )
-from .device import module_device
+from ..device import module_device
 
 __all__ = ["margin_and_gradient", "LinearityProfile", "linearity_profile"]
 
@@ -56,7 +56,7 @@ def margin_and_gradient(
 def _margin(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096
 ) -> torch.Tensor:
-    from .attacks._common import eval_mode, margin
+    from ..ops import eval_mode, margin
 
     dev = module_device(model)
     out = []

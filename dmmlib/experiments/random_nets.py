@@ -48,7 +48,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._validate import check_choice, check_int, check_nonnegative, check_positive, check_tensor
+from .._validate import check_choice, check_int, check_nonnegative, check_positive, check_tensor
 
 __all__ = [
     "RandomReLUNetworks",

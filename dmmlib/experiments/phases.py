@@ -33,7 +33,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._validate import (
+from .._validate import (
     check_basis,
     check_finite,
     check_int,
@@ -41,9 +41,9 @@ from ._validate import (
     check_positive,
     check_tensor,
 )
-from .ensemble import Ensemble
-from .geometry import GeometryRecorder, Grid2D
-from .synthetic import ManifoldDataset, label_coordinates
+from ..ensemble import Ensemble
+from ..geometry import GeometryRecorder, Grid2D
+from ..synthetic import ManifoldDataset, label_coordinates
 
 __all__ = [
     "scale_init",
