@@ -1,8 +1,10 @@
-"""A weight cache that cannot betray you.
+"""A cache of trained weights and results, keyed by the code that made them.
 
-Introduced in the chapter "Adversarial examples in five minutes".
-
-Entries are keyed by a hash of the configuration that produced them, written
+Entries are keyed by a hash of the configuration that produced them *and of
+the source of the dmmlib package that computed them*
+(:func:`source_fingerprint`), so an edit to any module of dmmlib makes every
+earlier entry a miss: no number can come from code that is no longer there.
+They are written
 atomically (temporary file in the same folder, ``fsync``, ``os.replace``) and
 carry a SHA-256 checksum of their payload. Loading verifies the checksum and
 the stored key and deserialises with ``torch.load(weights_only=True)``, so a
@@ -17,6 +19,7 @@ The cache folder is ``$DMM_CACHE`` or ``~/.cache/dmmlib/weights``.
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import io
@@ -26,6 +29,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -33,12 +37,14 @@ import torch
 __all__ = [
     "CacheWarning",
     "cache_dir",
+    "source_fingerprint",
     "config_key",
     "entry_path",
     "save_entry",
     "load_entry",
     "module_fingerprint",
     "cached_result",
+    "cached_training",
 ]
 
 _MAGIC = b"DMMCACHE1\n"
@@ -71,11 +77,54 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+_PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+@functools.lru_cache(maxsize=None)
+def _fingerprint_of(root: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def source_fingerprint() -> str:
+    """SHA-256 of the source of the dmmlib package in use (every ``.py`` file, names and bytes).
+
+    Part of every cache key (:func:`config_key`), so editing any module of
+    dmmlib invalidates every cached weight and result. It is computed once per
+    process, when first needed: the code a process runs is the code it loaded.
+
+    Returns
+    -------
+    str
+        A 64-character hex digest.
+    """
+    return _fingerprint_of(_PACKAGE_ROOT)
+
+
 def config_key(config: dict[str, Any]) -> str:
-    """A stable SHA-256 hex digest of a JSON-able configuration dictionary."""
+    """A stable SHA-256 hex digest of a configuration and of the dmmlib source.
+
+    Parameters
+    ----------
+    config : dict
+        JSON-able description of everything the entry depends on besides the
+        code (sizes, seeds, data and model fingerprints).
+
+    Returns
+    -------
+    str
+        A 64-character hex digest; it changes when ``config`` changes and when
+        any module of dmmlib changes (:func:`source_fingerprint`).
+    """
     if not isinstance(config, dict):
         raise TypeError(f"config: expected a dict, got {type(config).__name__}")
-    text = json.dumps(_jsonable(config), sort_keys=True, separators=(",", ":"))
+    keyed = {"config": _jsonable(config), "dmmlib_source": source_fingerprint()}
+    text = json.dumps(keyed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -271,3 +320,70 @@ def cached_result(name: str, config: dict[str, Any], compute: Any, *, cache: boo
     if cache:
         _save_or_warn(path, key, {"result": result})
     return result
+
+
+def cached_training(
+    module: torch.nn.Module,
+    train: Callable[[], dict[str, Any]],
+    config: dict[str, Any],
+    *,
+    name: str = "model",
+    cache: bool = True,
+) -> dict[str, Any]:
+    """Run ``train()``, or load the weights an identical earlier run cached into ``module``.
+
+    The one cached trainer behind :func:`dmmlib.train.train_cached`,
+    :func:`dmmlib.manifold.fit_autoencoder_cached` and the experiments' own.
+    The key hashes ``name``, the module's architecture and *initial* weights
+    (:func:`module_fingerprint`), ``config`` and the dmmlib source
+    (:func:`config_key`).
+
+    A cache entry that is unreadable or does not fit ``module`` (other names,
+    shapes or dtypes) is reported with a :class:`CacheWarning` and training
+    runs again; if the new weights cannot be written, a :class:`CacheWarning`
+    says so and the trained module is kept all the same.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The module ``train`` trains in place.
+    train : callable
+        ``train() -> history``: trains ``module`` and returns its history (a
+        dict of lists of numbers).
+    config : dict
+        Everything else the weights depend on: the data's fingerprints
+        (:func:`dmmlib.train.tensor_fingerprint`), the training arguments.
+    name : str
+        Names the entry's file and enters the key.
+    cache : bool
+        ``False`` always trains and stores nothing.
+
+    Returns
+    -------
+    dict
+        ``history``, ``seconds`` (training time of the run that produced the
+        weights), ``cached`` (whether they were loaded) and ``path`` (the
+        cache file, or ``None``).
+    """
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"module: expected a torch.nn.Module, got {type(module).__name__}")
+    if not callable(train):
+        raise TypeError(f"train: expected a callable, got {type(train).__name__}")
+    if not isinstance(config, dict):
+        raise TypeError(f"config: expected a dict, got {type(config).__name__}")
+    key = config_key({"cached_training": name, "architecture": repr(module),
+                      "initial_weights": module_fingerprint(module), **config})
+    path = entry_path(key, name) if cache else None
+    if path is not None:
+        payload = _load_weights(path, key, module)
+        if payload is not None:
+            module.load_state_dict(payload["state_dict"])
+            return {"history": payload["history"], "seconds": payload["seconds"],
+                    "cached": True, "path": path}
+    start = time.perf_counter()
+    history = train()
+    seconds = time.perf_counter() - start
+    if path is not None:
+        state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+        _save_or_warn(path, key, {"state_dict": state, "history": history, "seconds": seconds})
+    return {"history": history, "seconds": seconds, "cached": False, "path": path}

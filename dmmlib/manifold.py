@@ -1,7 +1,5 @@
 """Data manifolds: autoencoders, exact tangent spaces, on/off-manifold decompositions.
 
-Introduced in the chapter "Experiments on natural images".
-
 The dimpled-manifold model says that adversarial perturbations point mostly
 *off* the data manifold. To test it on images we approximate the manifold by
 the image of an autoencoder's decoder, take the decoder's tangent space at
@@ -14,7 +12,6 @@ about sqrt(k / n) of any vector (:func:`random_subspace_baseline`).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Sequence
@@ -77,8 +74,6 @@ def _check_latent(latent_dim: int, d: int) -> None:
 class MLPAutoencoder(nn.Module):
     """Fully connected autoencoder with a k-dimensional code.
 
-    Introduced in the chapter "Experiments on natural images".
-
     ``encoder`` maps inputs (N, *input_shape) in [0, 1] to codes (N, k);
     ``decoder`` maps codes back to (N, *input_shape) through a sigmoid, so its
     image (the learned manifold) lies in the unit box.
@@ -118,8 +113,6 @@ class MLPAutoencoder(nn.Module):
 
 class ConvAutoencoder(nn.Module):
     """Convolutional autoencoder with a k-dimensional code, for (C, H, W) images.
-
-    Introduced in the chapter "Experiments on natural images".
 
     Two stride-2 convolutions (H and W must be divisible by 4) and a linear
     layer encode; a linear layer and two transposed convolutions decode,
@@ -189,8 +182,6 @@ def fit_autoencoder(
 ) -> dict[str, list[float]]:
     """Train an autoencoder in place with Adam on the mean squared reconstruction error.
 
-    Introduced in the chapter "Experiments on natural images".
-
     Parameters
     ----------
     ae: a module mapping inputs to reconstructions of the same shape (e.g.
@@ -258,53 +249,26 @@ def fit_autoencoder_cached(
 ) -> dict[str, Any]:
     """:func:`fit_autoencoder`, or load the weights an identical earlier run cached.
 
-    Introduced in the chapter "Experiments on natural images".
-
     The key hashes the architecture and *initial* weights, the data, every
-    keyword passed on (except ``progress``), ``extra_key`` and the dmmlib
-    version, as :func:`dmmlib.train.train_cached` does.
+    keyword passed on (except ``progress``), ``extra_key`` and the source of
+    dmmlib, with :func:`dmmlib.cache.cached_training`.
 
     Returns
     -------
     dict with ``history``, ``seconds`` (training time of the run that produced
     the weights), ``cached`` (whether they were loaded) and ``path``.
     """
-    from . import __version__
-    from .cache import _load_weights, _save_or_warn, config_key, entry_path
+    from .cache import cached_training
     from .train import tensor_fingerprint
 
     if not isinstance(ae, nn.Module):
         raise TypeError(f"ae: expected an nn.Module, got {type(ae).__name__}")
     xt = _inputs(x)
-    initial = hashlib.sha256()
-    for k, v in ae.state_dict().items():
-        initial.update(k.encode())
-        initial.update(tensor_fingerprint(v).encode())
-    key = config_key({
-        "name": name,
-        "kind": "autoencoder",
-        "architecture": repr(ae),
-        "initial_weights": initial.hexdigest(),
-        "x": tensor_fingerprint(xt),
-        "fit": {k: v for k, v in fit_kwargs.items() if k != "progress"},
-        "extra": extra_key or {},
-        "dmmlib": __version__,
-    })
-    path = entry_path(key, name) if cache else None
-    if path is not None:
-        payload = _load_weights(path, key, ae)
-        if payload is not None:
-            ae.load_state_dict(payload["state_dict"])
-            return {"history": payload["history"], "seconds": payload["seconds"],
-                    "cached": True, "path": path}
-    start = time.perf_counter()
-    history = fit_autoencoder(ae, xt, **fit_kwargs)
-    seconds = time.perf_counter() - start
-    if path is not None:
-        state = {k: v.detach().cpu() for k, v in ae.state_dict().items()}
-        _save_or_warn(path, key, {"state_dict": state, "history": history,
-                                  "seconds": seconds})
-    return {"history": history, "seconds": seconds, "cached": False, "path": path}
+    config = {"kind": "autoencoder", "x": tensor_fingerprint(xt),
+              "fit": {k: v for k, v in fit_kwargs.items() if k != "progress"},
+              "extra": extra_key or {}}
+    return cached_training(ae, lambda: fit_autoencoder(ae, xt, **fit_kwargs), config,
+                           name=name, cache=cache)
 
 
 # --------------------------------------------------------------------------- tangent spaces
@@ -329,8 +293,6 @@ def _check_codes(z: object, decoder: nn.Module) -> torch.Tensor:
 def decoder_jacobian(decoder: nn.Module, z: torch.Tensor, *,
                      chunk_size: int | None = None) -> torch.Tensor:
     """The decoder's Jacobian at every code, shape (N, D, k), D = one output's size.
-
-    Introduced in the chapter "Experiments on natural images".
 
     Computed with forward-mode AD, ``vmap(jacfwd(decoder))``: k Jacobian-vector
     products, batched over the codes and over the k basis vectors, so the cost
@@ -366,8 +328,6 @@ def tangent_basis(decoder: nn.Module, z: torch.Tensor, *,
                   chunk_size: int | None = None) -> torch.Tensor:
     """Orthonormal basis of the decoder's tangent space at every code, shape (N, D, k).
 
-    Introduced in the chapter "Experiments on natural images".
-
     The columns span the image of the decoder's Jacobian
     (:func:`decoder_jacobian`) and are orthonormalised by a reduced QR
     decomposition. For a linear decoder ``z -> W z + b`` this is exactly an
@@ -388,8 +348,6 @@ def tangent_basis(decoder: nn.Module, z: torch.Tensor, *,
 def tangent_basis_at(ae: nn.Module, x: torch.Tensor, *,
                      chunk_size: int | None = None) -> torch.Tensor:
     """Tangent basis of an autoencoder's manifold at the projection of ``x``, (N, D, k).
-
-    Introduced in the chapter "Experiments on natural images".
 
     Encodes ``x`` with ``ae.encoder`` (in eval mode, without gradients) and
     returns :func:`tangent_basis` of ``ae.decoder`` at the codes.
@@ -423,8 +381,6 @@ class Split(NamedTuple):
 
 def split_on_off_manifold(v: torch.Tensor, U: torch.Tensor) -> Split:
     """Split vectors into their projection on a tangent space and the rest.
-
-    Introduced in the chapter "Experiments on natural images".
 
     Parameters
     ----------
@@ -461,8 +417,6 @@ def random_orthonormal_basis(N: int, n: int, k: int, generator: torch.Generator 
                              device: torch.device | str | None = None) -> torch.Tensor:
     """N independent uniformly random orthonormal k-frames in R^n, shape (N, n, k).
 
-    Introduced in the chapter "Experiments on natural images".
-
     QR of Gaussian matrices, with the signs of R's diagonal absorbed so the
     distribution is the uniform (Haar) one. Drawn on the CPU with ``generator``
     (reproducible across devices) and moved to ``device``.
@@ -486,8 +440,6 @@ def random_orthonormal_basis(N: int, n: int, k: int, generator: torch.Generator 
 def random_subspace_fractions(v: torch.Tensor, k: int,
                               generator: torch.Generator | None = None) -> Split:
     """:func:`split_on_off_manifold` of ``v`` against random k-subspaces (one per sample).
-
-    Introduced in the chapter "Experiments on natural images".
 
     The baseline for on/off fractions: a random k-subspace of R^D captures on
     average a norm fraction of about sqrt(k / D) of any vector.
@@ -523,8 +475,6 @@ def random_subspace_baseline(n: int, k: int, *, n_samples: int = 10_000,
                              generator: torch.Generator | None = None) -> SubspaceBaseline:
     """How much of a vector a random k-subspace of R^n captures, in theory and by sampling.
 
-    Introduced in the chapter "Experiments on natural images".
-
     By rotational invariance, the fraction captured from a fixed unit vector by
     a uniformly random k-subspace is distributed like the norm of the first k
     coordinates of a uniformly random unit vector, which is what is sampled
@@ -547,8 +497,6 @@ def random_subspace_baseline(n: int, k: int, *, n_samples: int = 10_000,
 
 def principal_angles(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     """Principal angles (radians, ascending) between the column spaces of A and B.
-
-    Introduced in the chapter "Experiments on natural images".
 
     ``A`` (..., D, k) and ``B`` (..., D, m) need orthonormal columns (e.g.
     outputs of :func:`tangent_basis`); returns (..., min(k, m)). The largest

@@ -1,7 +1,5 @@
 """Training and evaluation: a visible loop, a progress bar, and a weight cache.
 
-Introduced in the chapter "Adversarial examples in five minutes".
-
 :func:`fit` is a plain mini-batch loop (Adam or SGD, optional weight decay,
 an optional ``perturb`` hook for adversarial training). :func:`train_cached`
 wraps it with :mod:`dmmlib.cache`, so a chapter never retrains what an earlier
@@ -20,9 +18,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import __version__
 from . import _validate as V
-from .cache import _load_weights, _save_or_warn, config_key, entry_path
+from .cache import cached_training
 from .data import ImageDataset
 from .device import module_device
 from .ops import preserved_modes
@@ -224,8 +221,8 @@ def train_cached(
     """:func:`fit` ``model``, or load the weights an identical earlier run cached.
 
     The key hashes the model's architecture and *initial* weights, the training
-    data, every keyword passed on to :func:`fit`, ``extra_key`` and the dmmlib
-    version. A ``perturb`` hook cannot be hashed: describe it in ``extra_key``.
+    data, every keyword passed on to :func:`fit`, ``extra_key`` and the source
+    of dmmlib (:func:`dmmlib.cache.cached_training`). A ``perturb`` hook cannot be hashed: describe it in ``extra_key``.
     A ``callback`` is refused: on a cache hit it would never be called. To
     cache what a callback records, wrap the whole recording run (training
     included) in :func:`dmmlib.cache.cached_result`.
@@ -255,33 +252,8 @@ def train_cached(
     if "perturb" in fit_kwargs and fit_kwargs["perturb"] is not None and not extra_key:
         raise ValueError("train_cached: a perturb hook must be described in extra_key")
     key_fit = {k: v for k, v in fit_kwargs.items() if k not in {"progress", "perturb"}}
-    initial = hashlib.sha256()
-    for k, v in model.state_dict().items():
-        initial.update(k.encode())
-        initial.update(tensor_fingerprint(v).encode())
-    key = config_key({
-        "name": name,
-        "architecture": repr(model),
-        "initial_weights": initial.hexdigest(),
-        "x": tensor_fingerprint(x),
-        "y": tensor_fingerprint(y),
-        "fit": key_fit,
-        "extra": extra_key or {},
-        "dmmlib": __version__,
-    })
-    path = entry_path(key, name) if cache else None
-    if path is not None:
-        payload = _load_weights(path, key, model)
-        if payload is not None:
-            model.load_state_dict(payload["state_dict"])
-            return {"history": payload["history"], "seconds": payload["seconds"],
-                    "cached": True, "path": path}
-    start = time.perf_counter()
-    history = fit(model, (x, y), **fit_kwargs)
-    seconds = time.perf_counter() - start
-    if path is not None:
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        _save_or_warn(path, key, {"state_dict": state, "history": history,
-                                  "seconds": seconds})
-    return {"history": history, "seconds": seconds, "cached": False, "path": path}
+    config = {"x": tensor_fingerprint(x), "y": tensor_fingerprint(y), "fit": key_fit,
+              "extra": extra_key or {}}
+    return cached_training(model, lambda: fit(model, (x, y), **fit_kwargs), config,
+                           name=name, cache=cache)
 

@@ -201,6 +201,9 @@ def _(c: Ctx):
     return cache.load_entry(c.tmp / "f.pt", "k")
 
 
+_add("cache.source_fingerprint", lambda c: cache.source_fingerprint())
+_add("cache.cached_training", lambda c: cache.cached_training(
+    c.toy_model, lambda: {"loss": [0.0]}, {"i": 1}, name="gs"))
 _add("cache.module_fingerprint", lambda c: cache.module_fingerprint(c.model))
 _add("cache.cached_result", lambda c: [cache.cached_result("g", {"i": 1}, lambda: {"v": 1.0})
                                        for _ in range(2)])

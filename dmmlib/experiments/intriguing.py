@@ -1,7 +1,5 @@
 """Helpers for the experiments of Szegedy et al. (2013), "Intriguing properties of neural networks".
 
-Introduced in the chapter "Intriguing properties: adversarial examples exist".
-
 * the paper's distortion measure :func:`rms_distortion`,
   ``sqrt(sum((x' - x)^2) / n)``, and :func:`scale_to_distortion`, which moves
   along a direction until the *clipped* image has a given distortion (the
@@ -81,8 +79,6 @@ def scale_to_distortion(x: torch.Tensor, direction: torch.Tensor, distortion: fl
     """``clip(x + s * direction, 0, 1)`` with ``s >= 0`` chosen per sample so that its
     :func:`rms_distortion` from ``x`` equals ``distortion``.
 
-    Introduced in the chapter "Intriguing properties: adversarial examples exist".
-
     The distortion of the clipped image grows monotonically with ``s`` and is
     at most ``s * rms(direction)``, so ``s`` lies between
     ``distortion / rms(direction)`` and the first doubling of it that reaches
@@ -150,8 +146,6 @@ def gaussian_noise(x: torch.Tensor, sigma: float | torch.Tensor, *,
 class SparseAutoencoder(nn.Module):
     """One hidden layer of sigmoid units, a sigmoid decoder: the "AE400" of Szegedy et al.
 
-    Introduced in the chapter "Intriguing properties: adversarial examples exist".
-
     ``encoder`` maps images (N, ...) in [0, 1] to codes (N, hidden) in (0, 1);
     ``forward`` returns the reconstruction with the input's shape.
     """
@@ -192,8 +186,6 @@ def fit_sparse_autoencoder(
     progress: bool | None = None,
 ) -> dict[str, list[float]]:
     """Train a :class:`SparseAutoencoder` in place with Adam, without labels.
-
-    Introduced in the chapter "Intriguing properties: adversarial examples exist".
 
     The loss per mini-batch is the classic sparse-autoencoder objective: half
     the squared reconstruction error summed over pixels (mean over the batch)
@@ -256,46 +248,25 @@ def fit_sparse_autoencoder_cached(
 ) -> dict[str, Any]:
     """:func:`fit_sparse_autoencoder`, or load the weights an identical earlier run cached.
 
-    Introduced in the chapter "Intriguing properties: adversarial examples exist".
-
     The key hashes the architecture and *initial* weights, the data, every
-    keyword passed on (except ``progress``) and the dmmlib version (stored with
-    :func:`dmmlib.cache.cached_result`). Returns ``history``, ``seconds`` (of
-    the run that trained) and ``cached``.
+    keyword passed on (except ``progress``) and the source of dmmlib
+    (:func:`dmmlib.cache.cached_training`). Returns ``history``, ``seconds``
+    (of the run that trained), ``cached`` and ``path``.
     """
-    from .. import __version__
-    from ..cache import cached_result, module_fingerprint
+    from ..cache import cached_training
     from ..train import tensor_fingerprint
 
     if not isinstance(ae, SparseAutoencoder):
         raise TypeError(f"ae: expected a SparseAutoencoder, got {type(ae).__name__}")
     x = check_images(x, "x")
-    config = {
-        "architecture": repr(ae),
-        "initial_weights": module_fingerprint(ae),
-        "x": tensor_fingerprint(x),
-        "fit": {k: v for k, v in fit_kwargs.items() if k != "progress"},
-        "dmmlib": __version__,
-    }
-    ran = []
-
-    def compute() -> dict[str, Any]:
-        start = time.perf_counter()
-        history = fit_sparse_autoencoder(ae, x, **fit_kwargs)
-        ran.append(True)
-        return {"state_dict": {k: v.detach().cpu() for k, v in ae.state_dict().items()},
-                "history": history, "seconds": time.perf_counter() - start}
-
-    out = cached_result(name, config, compute, cache=cache)
-    if not ran:
-        ae.load_state_dict(out["state_dict"])
-    return {"history": out["history"], "seconds": out["seconds"], "cached": not ran}
+    config = {"kind": "sparse-autoencoder", "x": tensor_fingerprint(x),
+              "fit": {k: v for k, v in fit_kwargs.items() if k != "progress"}}
+    return cached_training(ae, lambda: fit_sparse_autoencoder(ae, x, **fit_kwargs), config,
+                           name=name, cache=cache)
 
 
 class AEClassifier(nn.Module):
     """A softmax layer on the code of a (frozen) encoder: Szegedy et al.'s "AE400-10".
-
-    Introduced in the chapter "Intriguing properties: adversarial examples exist".
 
     Parameters
     ----------
@@ -455,8 +426,6 @@ def mixed_perturb(attack: Callable[[nn.Module, torch.Tensor, torch.Tensor], torc
                   fraction: float = 0.5
                   ) -> Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]:
     """A ``perturb`` hook for :func:`dmmlib.train.fit` that mixes clean and adversarial examples.
-
-    Introduced in the chapter "Intriguing properties: adversarial examples exist".
 
     The first ``round(fraction * batch)`` images of each (already shuffled)
     mini-batch are replaced by ``attack(model, x, y)``; the rest stay clean.
