@@ -14,11 +14,12 @@ NOTEBOOKS = $(shell $(BIN)/python tools/toc_notebooks.py)
 
 ARTIFACTS := test-artifacts
 
-.PHONY: help venv data js book test test-unit test-notebooks test-build browser-deps test-browser test-env sync bench clean
+.PHONY: help venv data js book lint test test-unit test-notebooks test-build browser-deps test-browser test-env sync bench clean
 
 help:
 	@echo "make book   - create $(VENV), install everything, build the book into _build/html"
-	@echo "make test   - unit tests, every chapter executed with nbval, strict book build (profile ci)"
+	@echo "make test   - lint, unit tests, every chapter executed with nbval, strict book build (profile ci)"
+	@echo "make lint   - ruff (pyflakes, pycodestyle, bugbear, import order, numpy docstrings) and mypy"
 	@echo "make sync   - regenerate the output-free .ipynb twins of the .md chapters"
 	@echo "make bench  - run the benchmarks in benchmarks/ (installs the comparison libraries)"
 	@echo "make clean  - remove build outputs (keeps $(VENV) and the weight cache)"
@@ -60,9 +61,19 @@ COLAB_VENV := _build/colab-venv
 # The scoreboard page shows what the chapters of this run recorded, nothing older.
 CLEAR_SCOREBOARD = $(BIN)/python -c "import dmmlib.scoreboard as s; s.clear()"
 
+# A fresh weight and result cache for every `make test`: nothing it checks can come
+# from an earlier run (nbval fills it; the strict build of the same run reuses it).
+TEST_CACHE := $(CURDIR)/_build/test-cache
+
 test: export DMM_PROFILE ?= ci
+test: export DMM_CACHE := $(TEST_CACHE)
 test: $(STAMP) data
-	$(MAKE) test-unit test-notebooks test-build test-browser test-env
+	rm -rf $(TEST_CACHE)
+	$(MAKE) lint test-unit test-notebooks test-build test-browser test-env
+
+lint: $(STAMP)
+	$(BIN)/ruff check dmmlib tests benchmarks tools book/_ext
+	$(BIN)/mypy
 
 test-unit: $(STAMP)
 	$(BIN)/pytest tests -q
