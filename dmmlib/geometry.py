@@ -1,7 +1,5 @@
 """Geometry of decision boundaries near the data manifold.
 
-Introduced in the chapter "Clinging and dimpling".
-
 The dimpled-manifold model describes training in two phases: first the
 decision boundary *clings* to the data manifold (its normal at the points
 nearest the data becomes almost perpendicular to the manifold), then it forms
@@ -62,7 +60,7 @@ __all__ = [
     "decision_grid_2d",
     "Surface3D",
     "decision_surface_3d",
-    "marching_tetrahedra",
+    "level_set_mesh",
 ]
 
 
@@ -165,8 +163,6 @@ def boundary_point_along(
 ) -> BoundarySearch:
     """First point along ``x + t d / ||d||``, 0 <= t <= max_distance, classified differently.
 
-    Introduced in the chapter "Clinging and dimpling".
-
     A coarse scan of ``n_scan + 1`` equally spaced points per sample (all
     evaluated in one batched pass) locates the first interval where the
     prediction leaves the reference label, and a batched bisection shrinks it
@@ -228,8 +224,6 @@ def nearest_boundary_point(
     progress: bool | None = None,
 ) -> BoundarySearch:
     """The nearest point on the decision boundary (L2), from a minimal-perturbation attack.
-
-    Introduced in the chapter "Clinging and dimpling".
 
     Runs :func:`dmmlib.attacks.minimal_l2` (or :func:`dmmlib.attacks.deepfool`)
     and then bisects the segment from ``x`` to the adversarial example down to
@@ -319,8 +313,6 @@ def _margin_and_grad(model: nn.Module, xw: torch.Tensor, classes: object, xt: to
 def logit_margin(model: nn.Module, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     """Logit margin ``f_a(x) - f_b(x)`` per sample, shape (N,).
 
-    Introduced in the chapter "Clinging and dimpling".
-
     ``classes`` holds labels ``a`` (N,), in which case ``b`` is the runner-up
     class at ``x`` (the largest other logit), or explicit pairs (N, 2).
     """
@@ -336,8 +328,6 @@ def logit_margin(model: nn.Module, x: torch.Tensor, classes: torch.Tensor) -> to
 
 def boundary_normal(model: nn.Module, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     """Unit normal of the a-vs-b boundary: ``grad (f_a - f_b) / ||grad (f_a - f_b)||``.
-
-    Introduced in the chapter "Clinging and dimpling".
 
     Batched, input gradient only (parameters' ``.grad`` are untouched). The
     normal points towards class ``a``; where the gradient vanishes it is 0.
@@ -378,8 +368,6 @@ class Clinging(NamedTuple):
 
 def clinging(normal: torch.Tensor, U: torch.Tensor) -> Clinging:
     """Off-manifold fraction of boundary normals and their angle to the tangent space.
-
-    Introduced in the chapter "Clinging and dimpling".
 
     Parameters
     ----------
@@ -425,8 +413,6 @@ def dimple_depth(
 ) -> DimpleDepth:
     """Distance to the boundary off the manifold vs along it, per training point.
 
-    Introduced in the chapter "Clinging and dimpling".
-
     At each point the gradient ``g`` of the margin ``f_y - f_b`` (``b`` the
     runner-up class) is split into its tangent part ``g_on = U U^T g`` and the
     rest ``g_off``; :func:`boundary_point_along` then searches along ``-g``,
@@ -467,8 +453,6 @@ def dimple_depth(
 # --------------------------------------------------------------------------- recorder
 class GeometryRecorder:
     """Training callback recording clinging and dimpling measures every few steps.
-
-    Introduced in the chapter "Clinging and dimpling".
 
     Call it as ``recorder(step, model)`` (the signature of the ``callback``
     argument of :func:`dmmlib.train.fit`); it records when ``step % every == 0``.
@@ -646,8 +630,6 @@ def decision_grid_2d(
 ) -> Grid2D:
     """Evaluate a model of 2-D inputs on a regular grid (for ``contour``/``contourf``).
 
-    Introduced in the chapter "Clinging and dimpling".
-
     Parameters
     ----------
     model: a classifier of inputs (M, 2).
@@ -682,8 +664,8 @@ class Surface3D(NamedTuple):
 
     ``axes``: the three 1-D coordinate vectors; ``pred`` and ``margin`` have
     shape (nx, ny, nz) (``indexing="ij"``); ``vertices`` (V, 3) and ``faces``
-    (F, 3) triangulate ``margin = 0`` (marching tetrahedra, linear interpolation
-    along grid edges; faces are not consistently oriented). For plotly:
+    (F, 3) triangulate ``margin = 0`` (marching cubes, linear interpolation
+    along grid edges: :func:`level_set_mesh`). For plotly:
     ``go.Mesh3d(x=v[:, 0], y=v[:, 1], z=v[:, 2], i=f[:, 0], j=f[:, 1], k=f[:, 2])``,
     or ``go.Isosurface`` on the grid with ``isomin = isomax = 0``.
     """
@@ -704,8 +686,6 @@ def decision_surface_3d(
     batch_size: int = 65536,
 ) -> Surface3D:
     """Evaluate a model of 3-D inputs on a grid and extract its decision surface.
-
-    Introduced in the chapter "Clinging and dimpling".
 
     Parameters
     ----------
@@ -737,60 +717,40 @@ def decision_surface_3d(
     pred, margin = _grid_scores(model, grid, pair, batch_size)
     margin = margin.reshape(res).cpu()
     axes_cpu = tuple(a.cpu() for a in axes)
-    vertices, faces = marching_tetrahedra(margin, axes_cpu)
+    vertices, faces = level_set_mesh(margin, axes_cpu)
     return Surface3D(axes_cpu, pred.reshape(res).cpu(), margin,  # type: ignore[arg-type]
                      vertices, faces)
 
 
-def _tet_table() -> tuple[torch.Tensor, torch.Tensor]:
-    """For each of the 16 sign patterns of a tetrahedron: up to 2 triangles of edges."""
-    tris = torch.zeros(16, 2, 3, 2, dtype=torch.long)
-    valid = torch.zeros(16, 2, dtype=torch.bool)
-    for code in range(16):
-        pos = [i for i in range(4) if code >> i & 1]
-        neg = [i for i in range(4) if not code >> i & 1]
-        if len(pos) in (1, 3):
-            odd = pos[0] if len(pos) == 1 else neg[0]
-            others = [i for i in range(4) if i != odd]
-            tris[code, 0] = torch.tensor([[odd, o] for o in others])
-            valid[code, 0] = True
-        elif len(pos) == 2:
-            (p0, p1), (n0, n1) = pos, neg
-            quad = [[p0, n0], [p0, n1], [p1, n1], [p1, n0]]
-            tris[code, 0] = torch.tensor([quad[0], quad[1], quad[2]])
-            tris[code, 1] = torch.tensor([quad[0], quad[2], quad[3]])
-            valid[code] = True
-    return tris, valid
-
-
-_TET_TRIS, _TET_VALID = _tet_table()
-# Kuhn triangulation of the unit cube: 6 tetrahedra along the main diagonal, one per
-# axis order; conforming across neighbouring cubes, so the surface has no cracks.
-_KUHN = torch.tensor([[[0, 0, 0], *[[int(a in perm[: j + 1]) for a in range(3)]
-                                    for j in range(3)]]
-                      for perm in itertools.permutations(range(3))], dtype=torch.long)
-
-
-def marching_tetrahedra(values: torch.Tensor, axes: Sequence[torch.Tensor] | None = None
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+def level_set_mesh(values: torch.Tensor, axes: Sequence[torch.Tensor] | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Triangulate the zero level set of a function sampled on a 3-D grid.
 
-    Introduced in the chapter "Clinging and dimpling".
-
-    Each grid cube is split into 6 tetrahedra (Kuhn triangulation); in each
-    tetrahedron whose corner values change sign, the level set is one or two
-    triangles with vertices linearly interpolated along the edges (exact for a
-    linear function). Vertices on shared edges are merged. Fully vectorised.
+    Marching cubes (Lewiner et al. 2003) from scikit-image,
+    :func:`skimage.measure.marching_cubes`: vertices are interpolated
+    linearly along the grid edges where the values change sign, so the mesh
+    is exact for a linear function. Vertex positions are mapped from grid
+    indices to the coordinates in ``axes`` (which may be unevenly spaced).
 
     Parameters
     ----------
-    values: (nx, ny, nz) function values.
-    axes: the three coordinate vectors (default: grid indices).
+    values : torch.Tensor
+        Shape (nx, ny, nz): the function's values on the grid.
+    axes : sequence of three torch.Tensor, optional
+        The coordinates along each axis, of lengths nx, ny, nz (default:
+        the grid indices).
 
     Returns
     -------
-    ``(vertices (V, 3) float64, faces (F, 3) int64)``; empty if no sign change.
+    vertices : torch.Tensor
+        Shape (V, 3), float64.
+    faces : torch.Tensor
+        Shape (F, 3), int64 indices into ``vertices``; both are empty where
+        the values do not change sign.
     """
+    import numpy as np
+    from skimage.measure import marching_cubes
+
     v = check_tensor(values, "values", min_ndim=3)
     if v.ndim != 3 or min(v.shape) < 2:
         raise ValueError(f"values: expected a (nx, ny, nz) grid with every side >= 2, got "
@@ -799,36 +759,14 @@ def marching_tetrahedra(values: torch.Tensor, axes: Sequence[torch.Tensor] | Non
     if axes is None:
         axes = [torch.arange(s, dtype=torch.float64) for s in shape]
     if len(axes) != 3 or any(not isinstance(a, torch.Tensor) or a.shape != (s,)
-                             for a, s in zip(axes, shape)):
+                             for a, s in zip(axes, shape, strict=False)):
         raise ValueError(f"axes: expected three 1-D tensors of lengths {shape}")
-    vals = v.detach().cpu().double().reshape(-1)
-    nx, ny, nz = shape
-    ii, jj, kk = torch.meshgrid(torch.arange(nx - 1), torch.arange(ny - 1), torch.arange(nz - 1),
-                                indexing="ij")
-    origin = torch.stack([ii.reshape(-1), jj.reshape(-1), kk.reshape(-1)], 1)    # (C, 3)
-    corners = origin[:, None, None, :] + _KUHN[None]                             # (C, 6, 4, 3)
-    lin = ((corners[..., 0] * ny + corners[..., 1]) * nz + corners[..., 2]).reshape(-1, 4)
-    pos = vals[lin] > 0                                                          # (T, 4)
-    code = (pos.long() * torch.tensor([1, 2, 4, 8])).sum(1)
-    keep = (code != 0) & (code != 15)
-    lin, code = lin[keep], code[keep]
-    tris, valid = _TET_TRIS[code], _TET_VALID[code]                              # (T,2,3,2)
-    tris = tris[valid]                                                           # (F, 3, 2)
-    tet_of = torch.arange(lin.shape[0])[:, None].expand(-1, 2)[valid]            # (F,)
-    ends = lin[tet_of[:, None, None], tris]                                      # (F, 3, 2)
-    a, b = ends.amin(-1), ends.amax(-1)
-    total = nx * ny * nz
-    keys, inverse = torch.unique(a * total + b, return_inverse=True)
-    ea, eb = keys // total, keys % total
-    fa, fb = vals[ea], vals[eb]
-    t = (fa / (fa - fb)).unsqueeze(1)
-
-    def coords(idx: torch.Tensor) -> torch.Tensor:
-        i, rem = idx // (ny * nz), idx % (ny * nz)
-        j, k = rem // nz, rem % nz
-        return torch.stack([axes[0].double()[i], axes[1].double()[j], axes[2].double()[k]], 1)
-
-    pa, pb = coords(ea), coords(eb)
-    vertices = pa + t * (pb - pa)
-    return vertices, inverse.reshape(-1, 3)
-
+    vals = v.detach().cpu().double().numpy()
+    empty = (torch.zeros(0, 3, dtype=torch.float64), torch.zeros(0, 3, dtype=torch.int64))
+    if not (vals.min() < 0.0 < vals.max()):
+        return empty
+    verts, faces, _, _ = marching_cubes(vals, level=0.0, allow_degenerate=False)
+    coords = [np.interp(verts[:, d], np.arange(shape[d]), axes[d].detach().cpu().double().numpy())
+              for d in range(3)]
+    return (torch.from_numpy(np.stack(coords, 1)).double(),
+            torch.from_numpy(faces.astype(np.int64)))

@@ -174,7 +174,7 @@ CASES = [
      r"^x: expected shape \(N, C, H, W\)"),
     ("rank", "mlp-features", lambda c: c["m"](torch.rand(2, 5)), ValueError,
      r"^x: expected 4 features per sample, got 5"),
-    ("rank", "marching-2d", lambda c: geometry.marching_tetrahedra(torch.zeros(3, 3)),
+    ("rank", "marching-2d", lambda c: geometry.level_set_mesh(torch.zeros(3, 3)),
      ValueError, r"^values: expected at least 3 dimension"),
     # --- empty ----------------------------------------------------------------------
     ("empty", "fgsm-empty", lambda c: A.fgsm(c["m"], c["x"][:0], c["y"][:0], 0.1), ValueError,

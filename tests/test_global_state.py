@@ -245,7 +245,7 @@ _add("geometry.GeometryRecorder", lambda c: train.fit(
 _add("geometry.decision_grid_2d", _grid)
 _add("geometry.decision_surface_3d", lambda c: geometry.decision_surface_3d(c.cube,
                                                                             resolution=4))
-_add("geometry.marching_tetrahedra", lambda c: geometry.marching_tetrahedra(
+_add("geometry.level_set_mesh", lambda c: geometry.level_set_mesh(
     torch.linspace(-1, 1, 27).reshape(3, 3, 3)))
 # --- manifold
 _add("manifold.MLPAutoencoder", lambda c: manifold.MLPAutoencoder(8, 2)(torch.rand(3, 8)),
