@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,10 +39,30 @@ Data = ImageDataset | tuple[torch.Tensor, torch.Tensor]
 
 
 def progress_enabled(progress: bool | None) -> bool:
-    """Resolve a ``progress`` argument: ``None`` reads ``$DMM_PROGRESS`` (default on)."""
+    """Resolve a ``progress`` argument into whether to show a progress bar.
+
+    Parameters
+    ----------
+    progress : bool or None
+        ``True`` or ``False`` decide. ``None`` reads ``$DMM_PROGRESS``
+        (``0``/``false``/``no``/``off`` turn bars off, anything else on);
+        without it, bars are shown in a Jupyter kernel or when standard error
+        is a terminal, and not in a log file or a CI job, where every update
+        would be a line of its own.
+
+    Returns
+    -------
+    bool
+    """
     if progress is not None:
         return bool(progress)
-    return os.environ.get("DMM_PROGRESS", "1").strip().lower() not in {"0", "false", "no", "off"}
+    env = os.environ.get("DMM_PROGRESS", "").strip().lower()
+    if env:
+        return env not in {"0", "false", "no", "off"}
+    if "ipykernel" in sys.modules:
+        return True
+    stream = sys.stderr
+    return bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())
 
 
 def _unpack(data: Data, name: str = "data") -> tuple[torch.Tensor, torch.Tensor]:

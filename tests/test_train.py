@@ -88,3 +88,30 @@ def test_train_cached_trains_once_then_loads():
 def test_train_cached_requires_a_description_of_perturb():
     with pytest.raises(ValueError, match="extra_key"):
         train_cached(_mlp(), digits(n=20), perturb=lambda m, x, y: x, progress=False)
+
+
+def test_progress_bars_follow_the_setting_then_the_terminal(monkeypatch):
+    import io
+    import sys
+
+    from dmmlib.train import progress_enabled
+
+    assert progress_enabled(True) and not progress_enabled(False)
+    monkeypatch.setenv("DMM_PROGRESS", "off")
+    assert not progress_enabled(None)
+    monkeypatch.setenv("DMM_PROGRESS", "1")
+    assert progress_enabled(None)
+    monkeypatch.delenv("DMM_PROGRESS")
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())     # a log file or a CI job
+    assert not progress_enabled(None)
+    monkeypatch.setattr(sys, "stderr", Tty())            # a terminal
+    assert progress_enabled(None)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    monkeypatch.setitem(sys.modules, "ipykernel", object())  # a notebook
+    assert progress_enabled(None)
