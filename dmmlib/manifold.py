@@ -31,7 +31,7 @@ from ._validate import (
     check_tensor,
 )
 from .device import module_device
-from .ops import preserved_modes
+from .ops import preserved_modes, working_dtype
 
 __all__ = [
     "MLPAutoencoder",
@@ -318,9 +318,15 @@ def decoder_jacobian(decoder: nn.Module, z: torch.Tensor, *,
         out = torch.func.functional_call(dec, (params, buffers), (code.unsqueeze(0),))
         return out.reshape(-1)
 
+    zw = zt.detach().to(dtype=working_dtype(dec, zt.dtype))
     with preserved_modes(dec):
         dec.eval()
-        jac = torch.func.vmap(torch.func.jacfwd(single), chunk_size=chunk_size)(zt.detach())
+        with torch.no_grad():
+            probe = dec(zw[:1])
+        if not isinstance(probe, torch.Tensor) or probe.shape[0] != 1:
+            shape = tuple(probe.shape) if isinstance(probe, torch.Tensor) else type(probe).__name__
+            raise ValueError(f"decoder: must map codes (N, k) to one tensor (N, ...), got {shape}")
+        jac = torch.func.vmap(torch.func.jacfwd(single), chunk_size=chunk_size)(zw)
     return jac
 
 
@@ -354,13 +360,17 @@ def tangent_basis_at(ae: nn.Module, x: torch.Tensor, *,
     """
     if not isinstance(ae, nn.Module) or not hasattr(ae, "encoder") or not hasattr(ae, "decoder"):
         raise TypeError("ae: expected an autoencoder module with .encoder and .decoder")
-    xt = check_tensor(x, "x", min_ndim=2)
+    xt = check_images(x, "x")  # the same check as the attacks: pixels in [0, 1]
     if xt.shape[0] == 0:
         raise ValueError("x: empty batch")
     with preserved_modes(ae):
         ae.eval()
         with torch.no_grad():
-            z = ae.encoder(xt.to(module_device(ae)))
+            z = ae.encoder(xt.to(device=module_device(ae), dtype=working_dtype(ae, xt.dtype)))
+    if not isinstance(z, torch.Tensor) or z.ndim != 2 or z.shape[0] != xt.shape[0]:
+        shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+        raise ValueError(f"ae: ae.encoder must return codes of shape ({xt.shape[0]}, k), "
+                         f"got {shape}")
     return tangent_basis(ae.decoder, z, chunk_size=chunk_size)
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 __all__ = [
+    "working_dtype",
     "parse_norm",
     "preserved_modes",
     "eval_mode",
@@ -212,3 +213,23 @@ def parse_norm(norm: object) -> str:
             return "2"
     raise ValueError(f"norm: unknown norm {norm!r}; use 'inf' (also float('inf'), 'linf') "
                      "or 2 (also '2', 'l2')")
+
+
+def working_dtype(model: nn.Module, fallback: torch.dtype = torch.float32) -> torch.dtype:
+    """The floating dtype a model computes in: that of its first floating parameter or buffer.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model.
+    fallback : torch.dtype
+        Returned for a model without floating parameters or buffers.
+
+    Returns
+    -------
+    torch.dtype
+    """
+    for t in (*model.parameters(), *model.buffers()):
+        if t.is_floating_point():
+            return t.dtype
+    return fallback
