@@ -31,6 +31,8 @@ __all__ = [
     "check_model",
     "check_callable",
     "output_size",
+    "as_generator",
+    "renamed",
 ]
 
 
@@ -116,6 +118,52 @@ def check_int(value: object, name: str, minimum: int = 0) -> int:
     if value < minimum:
         raise ValueError(f"{name}: must be >= {minimum}, got {value}")
     return value
+
+
+def as_generator(seed: object, device: torch.device | str | None = None,
+                 name: str = "seed") -> torch.Generator | None:
+    """The book's one way to take randomness: ``seed`` is an int, a
+    :class:`torch.Generator` or ``None`` (the global RNG).
+
+    An int gives a fresh generator on ``device`` seeded with it; a generator
+    on ``device`` (or with ``device=None``) is returned as is, so the caller's
+    stream advances; a generator on another device seeds a new one on
+    ``device`` from one draw of it (deterministic, and it advances too).
+    """
+    dev = torch.device(device) if device is not None else None
+    if seed is None:
+        return None
+    if isinstance(seed, torch.Generator):
+        if dev is None or seed.device.type == dev.type:
+            return seed
+        child = int(torch.randint(0, 2**62, (1,), generator=seed, device=seed.device))
+        return torch.Generator(device=dev).manual_seed(child)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"{name}: expected an int, a torch.Generator or None, "
+                        f"got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"{name}: must be >= 0, got {seed}")
+    return torch.Generator(device=dev if dev is not None else "cpu").manual_seed(seed)
+
+
+def renamed(kwargs: dict[str, object], old: str, new: str, value: object,
+            where: str, default: object = None) -> object:
+    """Pop a keyword argument's old name from ``kwargs`` (FutureWarning) and
+    return the value to use for ``new``; unknown keywords raise TypeError."""
+    import warnings
+
+    if old in kwargs:
+        if value is not default:
+            raise TypeError(f"{where}: got both {new!r} and its old name {old!r}")
+        warnings.warn(f"{where}: {old!r} was renamed {new!r} in dmmlib 0.3",
+                      FutureWarning, stacklevel=3)
+        value = kwargs.pop(old)
+    return value
+
+
+def no_more_kwargs(kwargs: dict[str, object], where: str) -> None:
+    if kwargs:
+        raise TypeError(f"{where}() got an unexpected keyword argument {next(iter(kwargs))!r}")
 
 
 def check_same_device(model: nn.Module, x: torch.Tensor, name: str = "x") -> None:

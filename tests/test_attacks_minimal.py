@@ -33,11 +33,9 @@ def _closest_points(model, x, y, dist):
 
 
 MINIMAL = {
-    "deepfool": lambda m, x, y: A.deepfool(m, x, y, return_success=True, progress=False),
-    "minimal_l2": lambda m, x, y: A.minimal_l2(m, x, y, steps=100, return_success=True,
-                                               progress=False),
-    "carlini_wagner_l2": lambda m, x, y: A.carlini_wagner_l2(m, x, y, return_success=True,
-                                                             progress=False),
+    "deepfool": lambda m, x, y: A.deepfool(m, x, y, progress=False),
+    "minimal_l2": lambda m, x, y: A.minimal_l2(m, x, y, steps=100, progress=False),
+    "carlini_wagner_l2": lambda m, x, y: A.carlini_wagner_l2(m, x, y, progress=False),
 }
 
 
@@ -49,7 +47,7 @@ _CASES = [pytest.param(name, k, marks=[pytest.mark.slow] if name == "carlini_wag
 @pytest.mark.parametrize("name,n_classes", _CASES)
 def test_affine_minimal_l2_distance_within_one_percent(name, n_classes):
     model, x, y, dist = affine_problem(n_classes, n=12, seed=n_classes)
-    x_adv, ok = MINIMAL[name](model, x, y)
+    x_adv, ok, *_ = MINIMAL[name](model, x, y)
     assert bool(ok.all())
     with torch.no_grad():
         assert bool((model(x_adv).argmax(1) != y).all())
@@ -63,10 +61,10 @@ def test_affine_minimal_l2_distance_within_one_percent(name, n_classes):
 
 def test_deepfool_without_refinement_overshoots_by_the_overshoot():
     model, x, y, dist = affine_problem(5, n=12, seed=1)
-    x_adv = A.deepfool(model, x, y, refine_steps=0, overshoot=0.02, progress=False)
+    x_adv = A.deepfool(model, x, y, refine_steps=0, overshoot=0.02, progress=False).x_adv
     ratio = l2(x_adv, x) / dist
     assert torch.allclose(ratio, torch.full_like(ratio, 1.02), atol=2e-3)
-    x0 = A.deepfool(model, x, y, refine_steps=0, overshoot=0.0, progress=False)
+    x0 = A.deepfool(model, x, y, refine_steps=0, overshoot=0.0, progress=False).x_adv
     with torch.no_grad():
         assert bool((model(x0).argmax(1) != y).all())  # the 1e-4 push still crosses
     assert float((l2(x0, x) / dist).max()) <= 1.001
@@ -74,8 +72,8 @@ def test_deepfool_without_refinement_overshoots_by_the_overshoot():
 
 def test_deepfool_candidates():
     model, x, y, dist = affine_problem(10, n=12, seed=3)
-    full = A.deepfool(model, x, y, progress=False)
-    few = A.deepfool(model, x, y, candidates=3, progress=False)
+    full = A.deepfool(model, x, y, progress=False).x_adv
+    few = A.deepfool(model, x, y, candidates=3, progress=False).x_adv
     with torch.no_grad():
         assert bool((model(few).argmax(1) != y).all())
     # the nearest boundary belongs to one of the top classes here, as usual
@@ -86,7 +84,7 @@ def test_deepfool_candidates():
 
 def test_minimal_l2_ddn_on_binary_affine():
     model, x, y, dist = affine_problem(2, n=12, seed=5)
-    x_adv, ok = A.minimal_l2(model, x, y, method="ddn", steps=100, return_success=True,
+    x_adv, ok, *_ = A.minimal_l2(model, x, y, method="ddn", steps=100,
                              progress=False)
     assert bool(ok.all())
     assert float((l2(x_adv, x) / dist).max()) <= 1.01
@@ -95,20 +93,20 @@ def test_minimal_l2_ddn_on_binary_affine():
 @pytest.mark.parametrize("method", ["auto", "fmn", "ddn"])
 def test_minimal_l2_on_trained_model(trained, method):
     model, x, y = trained
-    x_adv, ok = A.minimal_l2(model, x, y, steps=100, method=method, return_success=True,
+    x_adv, ok, *_ = A.minimal_l2(model, x, y, steps=100, method=method,
                              progress=False)
     assert bool(ok.all())
     with torch.no_grad():
         assert bool((model(x_adv).argmax(1) != y).all())
     # no worse than DeepFool (a strong baseline on this piecewise-linear model)
-    df = A.deepfool(model, x, y, progress=False)
+    df = A.deepfool(model, x, y, progress=False).x_adv
     assert float(l2(x_adv, x).median()) <= 1.1 * float(l2(df, x).median())
 
 
 def test_minimal_l2_targeted(trained):
     model, x, y = trained
     target = (y + 1) % 10
-    x_adv, ok = A.minimal_l2(model, x, target, targeted=True, steps=100, return_success=True,
+    x_adv, ok, *_ = A.minimal_l2(model, x, target, targeted=True, steps=100,
                              progress=False)
     with torch.no_grad():
         pred = model(x_adv).argmax(1)
@@ -128,18 +126,17 @@ def test_minimal_l2_rejects_bad_options(trained):
 def test_carlini_wagner_targeted_and_kappa(trained):
     model, x, y = trained
     target = (y + 2) % 10
-    x_adv, ok = A.carlini_wagner_l2(model, x[:16], target[:16], targeted=True,
-                                    binary_search_steps=5, steps=50, c=1.0, lr=0.05,
-                                    return_success=True, progress=False)
+    x_adv, ok, *_ = A.carlini_wagner_l2(model, x[:16], target[:16], targeted=True,
+                                    binary_search_steps=5, steps=50, c=1.0, lr=0.05, progress=False)
     with torch.no_grad():
         assert torch.equal(model(x_adv).argmax(1)[ok], target[:16][ok])
     assert float(ok.float().mean()) >= 0.75
     # a confidence margin kappa costs distance
     x1, y1 = x[:16], y[:16]
-    a0, ok0 = A.carlini_wagner_l2(model, x1, y1, binary_search_steps=4, steps=50, c=1.0,
-                                  lr=0.05, return_success=True, progress=False)
-    a5, ok5 = A.carlini_wagner_l2(model, x1, y1, binary_search_steps=4, steps=50, c=1.0,
-                                  lr=0.05, kappa=2.0, return_success=True, progress=False)
+    a0, ok0, *_ = A.carlini_wagner_l2(model, x1, y1, binary_search_steps=4, steps=50, c=1.0,
+                                  lr=0.05, progress=False)
+    a5, ok5, *_ = A.carlini_wagner_l2(model, x1, y1, binary_search_steps=4, steps=50, c=1.0,
+                                  lr=0.05, kappa=2.0, progress=False)
     both = ok0 & ok5
     assert bool(both.any())
     assert float(l2(a5, x1)[both].median()) > float(l2(a0, x1)[both].median())
@@ -168,10 +165,11 @@ def test_unsuccessful_samples_come_back_as_x(name):
     y = torch.zeros(5, dtype=torch.int64)
     kw = {"deepfool": {"steps": 5}, "minimal_l2": {"steps": 5},
           "carlini_wagner_l2": {"binary_search_steps": 2, "steps": 3},
-          "lbfgs": {"search_steps": 2, "steps": 3}}[name]
-    x_adv, ok = getattr(A, name)(model, x, y, return_success=True, progress=False, **kw)
+          "lbfgs": {"binary_search_steps": 2, "steps": 3}}[name]
+    x_adv, ok, norm, blocked = getattr(A, name)(model, x, y, progress=False, **kw)
     assert not bool(ok.any())
     assert torch.equal(x_adv, x)
+    assert bool(torch.isinf(norm).all()) and not bool(blocked.any())
 
 
 @pytest.mark.parametrize("name", ["deepfool", "minimal_l2", "carlini_wagner_l2"])
@@ -180,9 +178,10 @@ def test_misclassified_samples_need_no_perturbation(trained, name):
     wrong = (y + 1) % 10
     kw = {"deepfool": {"steps": 5}, "minimal_l2": {"steps": 5},
           "carlini_wagner_l2": {"binary_search_steps": 1, "steps": 3}}[name]
-    x_adv, ok = getattr(A, name)(model, x, wrong, return_success=True, progress=False, **kw)
+    x_adv, ok, norm, _ = getattr(A, name)(model, x, wrong, progress=False, **kw)
     assert bool(ok.all())
     assert float(l2(x_adv, x).max()) <= 1e-3
+    assert float(norm.max()) <= 1e-3
 
 
 # ---------------------------------------------------------------------------
@@ -192,7 +191,7 @@ def test_misclassified_samples_need_no_perturbation(trained, name):
 
 def test_lbfgs_binary_affine_is_the_closest_point():
     model, x, y, dist = affine_problem(2, n=12, seed=7)
-    x_adv, ok = A.lbfgs(model, x, y, search_steps=12, return_success=True, progress=False)
+    x_adv, ok, *_ = A.lbfgs(model, x, y, binary_search_steps=12, progress=False)
     assert bool(ok.all())
     ratio = l2(x_adv, x) / dist
     assert float(ratio.min()) >= 1 - 1e-4 and float(ratio.max()) <= 1.01
@@ -202,7 +201,7 @@ def test_lbfgs_binary_affine_is_the_closest_point():
 def test_lbfgs_reaches_its_targets(trained):
     model, x, y = trained
     target = (y + 5) % 10
-    x_adv, ok = A.lbfgs(model, x, y, target=target, return_success=True, progress=False)
+    x_adv, ok, *_ = A.lbfgs(model, x, target, targeted=True, progress=False)
     with torch.no_grad():
         pred = model(x_adv).argmax(1)
     assert float(ok.float().mean()) >= 0.9
@@ -210,7 +209,7 @@ def test_lbfgs_reaches_its_targets(trained):
     # default: the runner-up class
     with torch.no_grad():
         runner_up = model(x).scatter(1, y[:, None], float("-inf")).argmax(1)
-    x_ru, ok_ru = A.lbfgs(model, x, y, return_success=True, progress=False)
+    x_ru, ok_ru, *_ = A.lbfgs(model, x, y, progress=False)
     with torch.no_grad():
         assert torch.equal(model(x_ru).argmax(1)[ok_ru], runner_up[ok_ru])
     assert float(ok_ru.float().mean()) >= 0.9
@@ -221,21 +220,23 @@ def test_lbfgs_reaches_its_targets(trained):
 
 def test_lbfgs_random_targets_are_seeded(trained):
     model, x, y = trained
-    a, ok_a = A.lbfgs(model, x[:8], y[:8], target="random", seed=3, search_steps=2, steps=5,
-                      return_success=True, progress=False)
-    b, ok_b = A.lbfgs(model, x[:8], y[:8], target="random", seed=3, search_steps=2, steps=5,
-                      return_success=True, progress=False)
+    t = A.random_targets(y[:8], 10, seed=3)
+    assert torch.equal(t, A.random_targets(y[:8], 10, seed=3)) and bool((t != y[:8]).all())
+    g = torch.Generator().manual_seed(3)
+    assert torch.equal(A.random_targets(y[:8], 10, seed=g), t)  # a generator works too
+    a, ok_a, *_ = A.lbfgs(model, x[:8], t, targeted=True, binary_search_steps=2, steps=5,
+                          progress=False)
+    b, ok_b, *_ = A.lbfgs(model, x[:8], A.random_targets(y[:8], 10, seed=3), targeted=True,
+                          binary_search_steps=2, steps=5, progress=False)
     assert torch.equal(a, b) and torch.equal(ok_a, ok_b)
 
 
 def test_lbfgs_rejects_bad_targets(trained):
     model, x, y = trained
-    with pytest.raises(ValueError, match="target"):
-        A.lbfgs(model, x, y, target=y.clone())
-    with pytest.raises(ValueError, match="target"):
-        A.lbfgs(model, x, y, target="nearest")
-    with pytest.raises(ValueError, match="target"):
-        A.lbfgs(model, x, y, target=torch.full_like(y, 12))
+    with pytest.raises(ValueError, match="labels"):
+        A.lbfgs(model, x, torch.full_like(y, 12), targeted=True)
+    with pytest.raises(TypeError, match="target"):
+        A.lbfgs(model, x, y, target=y.clone())  # the old keyword is gone
 
 
 # ---------------------------------------------------------------------------
@@ -250,7 +251,7 @@ def test_curve_pgd_matches_separate_attacks(trained):
                                progress=False)
     assert curve["eps"] == eps and curve["attack"] == "pgd"
     for e, acc, sr in zip(eps, curve["accuracy"], curve["success_rate"]):
-        x_adv = A.pgd(model, x, y, e, steps=5, random_start=False, progress=False)
+        x_adv = A.pgd(model, x, y, e, steps=5, random_start=False, progress=False).x_adv
         with torch.no_grad():
             expected = float((model(x_adv).argmax(1) == y).float().mean())
         assert acc == pytest.approx(expected)
@@ -286,8 +287,8 @@ def test_curve_from_a_minimal_norm_attack(trained):
 def test_curve_with_a_callable_and_bad_arguments(trained):
     model, x, y = trained
 
-    def my_attack(model, x, y, eps, return_success=False):
-        return A.fgsm(model, x, y, eps, return_success=return_success)
+    def my_attack(model, x, y, eps):
+        return A.fgsm(model, x, y, eps)
 
     c = A.robustness_curve(model, x, y, [0.1], attack=my_attack)
     assert c["attack"] == "my_attack"
@@ -305,8 +306,8 @@ def test_curve_with_a_callable_and_bad_arguments(trained):
 
 def test_minimal_l2_auto_is_the_better_of_fmn_and_ddn_at_half_the_steps(trained):
     model, x, y = trained
-    auto = A.minimal_l2(model, x, y, steps=40, progress=False)
-    fmn = A.minimal_l2(model, x, y, steps=20, method="fmn", progress=False)
-    ddn = A.minimal_l2(model, x, y, steps=20, method="ddn", progress=False)
+    auto = A.minimal_l2(model, x, y, steps=40, progress=False).x_adv
+    fmn = A.minimal_l2(model, x, y, steps=20, method="fmn", progress=False).x_adv
+    ddn = A.minimal_l2(model, x, y, steps=20, method="ddn", progress=False).x_adv
     best = torch.minimum(l2(fmn, x), l2(ddn, x))
     assert torch.allclose(l2(auto, x), best, atol=1e-5)

@@ -75,6 +75,20 @@ def _ens_models() -> list[nn.Module]:
     return [_model(), _model()]
 
 
+class _TupleOut(nn.Module):
+    """A module returning a tuple, as some libraries' models do."""
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return z, z
+
+
+class _TupleEncoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = _TupleOut()
+        self.decoder = nn.Linear(2, 4)
+
+
 def _ae(latent: int = 2) -> nn.Module:
     torch.manual_seed(0)
     return manifold.MLPAutoencoder(4, latent, hidden=(8,))
@@ -123,6 +137,10 @@ CASES = [
      r"^x: expected a torch\.Tensor, got list"),
     ("type", "fgsm-model-str", lambda c: A.fgsm("net", c["x"], c["y"], 0.1), TypeError,
      r"^model: expected a torch\.nn\.Module, got str"),
+    ("type", "pgd-seed-str", lambda c: A.pgd(c["m"], c["x"], c["y"], 0.1, seed="0"), TypeError,
+     r"^seed: expected an int, a torch\.Generator or None, got str"),
+    ("type", "minimal-l2-box-str", lambda c: A.minimal_l2(c["m"], c["x"], c["y"], box="no"),
+     TypeError, r"^box: expected a bool, got str"),
     ("type", "fit-model-str", lambda c: train.fit("net", (c["x"], c["y"])), TypeError,
      r"^model: expected a torch\.nn\.Module"),
     ("type", "fit-data-list", lambda c: train.fit(c["m"], [1, 2, 3]), TypeError,
@@ -185,6 +203,14 @@ CASES = [
      ValueError, r"^data: empty dataset"),
     ("empty", "normal-empty", lambda c: geometry.boundary_normal(c["m"], c["x"][:0], c["y"][:0]),
      ValueError, r"^x: empty batch"),
+    ("box", "tangent-at-255", lambda c: manifold.tangent_basis_at(_ae(), c["x"] * 255),
+     ValueError, r"^x: pixels must lie in \[0, 1\]"),
+    ("type", "tangent-at-tuple-encoder", lambda c: manifold.tangent_basis_at(_TupleEncoder(),
+                                                                             c["x"]),
+     ValueError, r"^ae: ae.encoder must return codes of shape \(5, k\), got tuple"),
+    ("type", "tangent-tuple-decoder", lambda c: manifold.tangent_basis(_TupleOut(),
+                                                                      torch.rand(2, 3)),
+     ValueError, r"^decoder: must map codes \(N, k\) to one tensor"),
     ("empty", "tangent-at-empty", lambda c: manifold.tangent_basis_at(_ae(), c["x"][:0]),
      ValueError, r"^x: empty batch"),
     ("empty", "ensemble-empty", lambda c: ensemble.train_ensemble(
@@ -244,9 +270,9 @@ CASES = [
     ("label-range", "normal-classes-5", lambda c: geometry.boundary_normal(
         c["m"], c["x"], torch.tensor([0, 1, 2, 0, 5])), ValueError,
      r"^classes: labels must lie in \[0, 3\)"),
-    ("label-range", "lbfgs-target-9", lambda c: A.lbfgs(
-        c["m"], c["x"], c["y"], target=torch.full((5,), 9)), ValueError,
-     r"^target: labels must lie in \[0, 3\)"),
+    ("label-range", "lbfgs-targeted-9", lambda c: A.lbfgs(
+        c["m"], c["x"], torch.full((5,), 9), targeted=True), ValueError,
+     r"^y: labels must lie in \[0, 3\)"),
     # --- non-floating inputs --------------------------------------------------------
     ("dtype", "deepfool-x-int", lambda c: A.deepfool(c["m"], (c["x"] * 255).long(), c["y"]),
      TypeError, r"^x: expected a floating-point tensor, got dtype torch\.int64"),
@@ -259,9 +285,9 @@ CASES = [
     ("dtype", "split-v-int", lambda c: manifold.split_on_off_manifold(
         torch.ones(5, 4, dtype=torch.long), c["U"]), TypeError,
      r"^v: expected a floating-point tensor"),
-    ("dtype", "subspace-int", lambda c: A.pgd(c["m"], c["x"], c["y"], 0.1,
-                                              subspace=c["U"].long()), TypeError,
-     r"^subspace: expected a floating-point tensor"),
+    ("dtype", "basis-int", lambda c: A.pgd(c["m"], c["x"], c["y"], 0.1,
+                                           basis=c["U"].long()), TypeError,
+     r"^basis: expected a floating-point tensor"),
     ("dtype", "synthetic-float16", lambda c: synthetic.linear_subspace(3, 1, 4,
                                                                        dtype=torch.float16),
      ValueError, r"^dtype: expected torch\.float32 or torch\.float64"),
@@ -401,12 +427,12 @@ CASES = [
     ("count", "synthetic-n-points", lambda c: synthetic.linear_subspace(3, 1, 0), ValueError,
      r"^n_points: must be >= 1"),
     # --- basis shape ----------------------------------------------------------------
-    ("basis-shape", "pgd-subspace-D", lambda c: A.pgd(
-        c["m"], c["x"], c["y"], 0.1, subspace=torch.eye(3, 2).expand(5, 3, 2)), ValueError,
-     r"^subspace: expected shape \(5, 4, k\) for x of shape \(5, 4\), got \(5, 3, 2\)"),
-    ("basis-shape", "pgd-subspace-N", lambda c: A.pgd(c["m"], c["x"], c["y"], 0.1,
-                                                      subspace=c["U"][:2]), ValueError,
-     r"^subspace: expected shape \(5, 4, k\)"),
+    ("basis-shape", "pgd-basis-D", lambda c: A.pgd(
+        c["m"], c["x"], c["y"], 0.1, basis=torch.eye(3, 2).expand(5, 3, 2)), ValueError,
+     r"^basis: expected shape \(5, 4, k\) for x of shape \(5, 4\), got \(5, 3, 2\)"),
+    ("basis-shape", "pgd-basis-N", lambda c: A.pgd(c["m"], c["x"], c["y"], 0.1,
+                                                   basis=c["U"][:2]), ValueError,
+     r"^basis: expected shape \(5, 4, k\)"),
     ("basis-shape", "split-U-2d", lambda c: manifold.split_on_off_manifold(c["x"], c["U"][0]),
      ValueError, r"^U: expected at least 3 dimension"),
     ("basis-shape", "dimple-U-D", lambda c: geometry.dimple_depth(
@@ -420,9 +446,9 @@ CASES = [
         c["m"], c["x"], c["y"], 0.1, complement=True), ValueError,
      r"^complement: needs a subspace"),
     # --- basis not orthonormal ------------------------------------------------------
-    ("basis-ortho", "pgd-subspace-ones", lambda c: A.pgd(c["m"], c["x"], c["y"], 0.1,
-                                                         subspace=torch.ones(5, 4, 2)),
-     ValueError, r"^subspace: columns are not orthonormal \(max \|U\^T U - I\| = 4\); "
+    ("basis-ortho", "pgd-basis-ones", lambda c: A.pgd(c["m"], c["x"], c["y"], 0.1,
+                                                      basis=torch.ones(5, 4, 2)),
+     ValueError, r"^basis: columns are not orthonormal \(max \|U\^T U - I\| = 4\); "
                  r"orthonormalise with torch\.linalg\.qr"),
     ("basis-ortho", "split-U-scaled", lambda c: manifold.split_on_off_manifold(c["x"],
                                                                               2 * c["U"]),
@@ -484,8 +510,6 @@ CASES = [
     ("choice", "curve-attack", lambda c: A.robustness_curve(c["m"], c["x"], c["y"], [0.1],
                                                              attack="jsma"), ValueError,
      r"^attack: unknown value 'jsma'"),
-    ("choice", "lbfgs-target", lambda c: A.lbfgs(c["m"], c["x"], c["y"], target="nearest"),
-     ValueError, r"^target: unknown value 'nearest'"),
     ("choice", "nearest-method", lambda c: geometry.nearest_boundary_point(
         c["m"], c["x"], c["y"], method="cw"), ValueError, r"^method: unknown value 'cw'"),
     ("choice", "ensemble-optimizer", lambda c: ensemble.train_ensemble(
@@ -597,7 +621,7 @@ CASES = [
      r"^targets: expected shape \(5,\) to match x"),
     ("batch", "linearity-profile-y-short", lambda c: linearity.linearity_profile(
         c["m"], c["x"], c["y"][:3]), ValueError, r"^y: expected shape \(5,\) to match x"),
-    ("batch", "minimal-restricted-y-short", lambda c: natural.minimal_l2_restricted(
+    ("batch", "minimal-l2-y-short", lambda c: A.minimal_l2(
         c["m"], c["x"], c["y"][:2]), ValueError, r"^y: expected shape \(5,\) to match x"),
     ("batch", "onoff-y-short", lambda c: natural.onoff_experiment(
         c["m"], _ae(), c["x"], c["y"][:3], pgd_eps=0.5, pgd_steps=2, attack_steps=2),
@@ -625,7 +649,7 @@ CASES = [
         c["m"], c["x"], _bad_y(c)), ValueError, r"^y: labels must lie in \[0, 3\)"),
     ("label-range", "linearity-profile-label-7", lambda c: linearity.linearity_profile(
         c["m"], c["x"], _bad_y(c)), ValueError, r"^y: labels must lie in \[0, 3\)"),
-    ("label-range", "minimal-restricted-label-7", lambda c: natural.minimal_l2_restricted(
+    ("label-range", "minimal-l2-label-7", lambda c: A.minimal_l2(
         c["m"], c["x"], _bad_y(c)), ValueError, r"^y: labels must lie in \[0, 3\)"),
     ("label-range", "onoff-label-7", lambda c: natural.onoff_experiment(
         c["m"], _ae(), c["x"], _bad_y(c), pgd_eps=0.5, pgd_steps=2, attack_steps=2),
@@ -649,7 +673,7 @@ CASES = [
     ("dtype", "alignment-a-int", lambda c: transfer.gradient_alignment(
         torch.ones(5, 4, dtype=torch.long), c["x"]), TypeError,
      r"^a: expected a floating-point tensor"),
-    ("dtype", "minimal-restricted-x-int", lambda c: natural.minimal_l2_restricted(
+    ("dtype", "minimal-l2-x-int", lambda c: A.minimal_l2(
         c["m"], (c["x"] * 255).long(), c["y"]), TypeError,
      r"^x: expected a floating-point tensor"),
     ("dtype", "orthogonal-drift-int", lambda c: phases.orthogonal_drift(
@@ -675,7 +699,7 @@ CASES = [
      ValueError, r"^b: contains NaN"),
     ("finite", "linearity-profile-x-nan", lambda c: linearity.linearity_profile(
         c["m"], c["x"] * N, c["y"]), ValueError, r"^x: contains NaN"),
-    ("finite", "minimal-restricted-x-nan", lambda c: natural.minimal_l2_restricted(
+    ("finite", "minimal-l2-x-nan", lambda c: A.minimal_l2(
         c["m"], c["x"] * N, c["y"]), ValueError, r"^x: contains NaN"),
     ("finite", "detect-phases-accuracy-nan", lambda c: phases.detect_phases(
         torch.arange(3), torch.tensor([False, True, True]), torch.tensor([0.1, N, 0.9])),
@@ -699,7 +723,7 @@ CASES = [
     ("box", "targeted-x-255", lambda c: transfer.targeted_examples(
         c["m"], c["x"] * 255, c["y"], eps=0.5, steps=2), ValueError,
      r"^x: pixels must lie in \[0, 1\]"),
-    ("box", "minimal-restricted-x-2", lambda c: natural.minimal_l2_restricted(
+    ("box", "minimal-l2-x-2", lambda c: A.minimal_l2(
         c["m"], c["x"] + 1, c["y"]), ValueError, r"^x: pixels must lie in \[0, 1\]"),
     ("box", "onoff-x-255", lambda c: natural.onoff_experiment(
         c["m"], _ae(), c["x"] * 255, c["y"], pgd_eps=0.5, pgd_steps=2, attack_steps=2),
@@ -722,7 +746,7 @@ CASES = [
      r"^eps: must be non-negative, got -0\.5"),
     ("budget", "linearity-s-max-zero", lambda c: linearity.linearity_profile(
         c["m"], c["x"], c["y"], s_max=0.0), ValueError, r"^s_max: must be positive, got 0\.0"),
-    ("budget", "minimal-restricted-step-inf", lambda c: natural.minimal_l2_restricted(
+    ("budget", "minimal-l2-step-inf", lambda c: A.minimal_l2(
         c["m"], c["x"], c["y"], step_size=INF), ValueError, r"^step_size: must be finite"),
     ("budget", "onoff-pgd-eps-negative", lambda c: natural.onoff_experiment(
         c["m"], _ae(), c["x"], c["y"], pgd_eps=-1.0, pgd_steps=2, attack_steps=2),
@@ -765,18 +789,19 @@ CASES = [
     ("basis-shape", "linearity-subspace-N", lambda c: linearity.linearity_profile(
         c["m"], c["x"], c["y"], subspace=c["U"][:2]), ValueError,
      r"^subspace: expected shape \(5, 4, k\)"),
-    ("basis-shape", "minimal-restricted-subspace-N", lambda c: natural.minimal_l2_restricted(
-        c["m"], c["x"], c["y"], c["U"][:3]), ValueError, r"^subspace: expected shape \(5, 4, k\)"),
-    ("basis-shape", "minimal-restricted-complement", lambda c: natural.minimal_l2_restricted(
+    ("basis-shape", "minimal-l2-basis-N", lambda c: A.minimal_l2(
+        c["m"], c["x"], c["y"], basis=c["U"][:3]), ValueError,
+     r"^basis: expected shape \(5, 4, k\)"),
+    ("basis-shape", "minimal-l2-complement", lambda c: A.minimal_l2(
         c["m"], c["x"], c["y"], complement=True), ValueError, r"^complement: needs a subspace"),
     ("basis-ortho", "alignment-U-scaled", lambda c: transfer.gradient_alignment(
         c["x"], c["x"], 2 * c["U"]), ValueError, r"^U: columns are not orthonormal"),
     ("basis-ortho", "linearity-subspace-ones", lambda c: linearity.linearity_profile(
         c["m"], c["x"], c["y"], subspace=torch.ones(5, 4, 2)), ValueError,
      r"^subspace: columns are not orthonormal"),
-    ("basis-ortho", "minimal-restricted-subspace-skewed", lambda c: natural.minimal_l2_restricted(
-        c["m"], c["x"], c["y"], c["U"] + 0.1), ValueError,
-     r"^subspace: columns are not orthonormal"),
+    ("basis-ortho", "minimal-l2-basis-skewed", lambda c: A.minimal_l2(
+        c["m"], c["x"], c["y"], basis=c["U"] + 0.1), ValueError,
+     r"^basis: columns are not orthonormal"),
     ("basis-ortho", "orthogonal-drift-U-ones", lambda c: phases.orthogonal_drift(
         torch.rand(3, 4), torch.rand(3, 4), torch.ones(4, 2)), ValueError,
      r"^U: columns are not orthonormal"),

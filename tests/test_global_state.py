@@ -50,7 +50,7 @@ EXEMPT = {
     "manifold.Split", "manifold.SubspaceBaseline", "plot.PALETTE", "plot.CONCEPT_COLORS",
     "plot.TOY_CLASS_COLORS", "profiles.PROFILES", "scoreboard.Entry",
     # result containers (NamedTuples): plain data
-    "ilyas.MislabelledSet", "linearity.LinearityProfile", "natural.RestrictedAttack",
+    "ilyas.MislabelledSet", "linearity.LinearityProfile", "attacks.AttackResult",
     "phases.Phases", "random_nets.Crossing", "random_nets.LogLogFit", "random_nets.OneStep",
     "transfer.Alignment",
 }
@@ -158,19 +158,30 @@ def _add(name: str, fn: Callable[[Ctx], object], *allowed: str) -> None:
 
 
 # --- attacks
-_add("attacks.fgsm", lambda c: A.fgsm(c.model, c.x, c.y, [0.05, 0.1], return_success=True))
+_add("attacks.fgsm", lambda c: A.fgsm(c.model, c.x, c.y, [0.05, 0.1], progress=False))
 _add("attacks.pgd", lambda c: A.pgd(c.model, c.x, c.y, 0.1, steps=2, restarts=2, seed=0,
                                     progress=False))
 _add("attacks.pgd[subspace]", lambda c: A.pgd(c.model, c.x, c.y, 0.5, norm=2, steps=2,
-                                              subspace=c.U, seed=0, progress=False))
+                                              basis=c.U, seed=0, progress=False))
 _add("attacks.pgd[global rng]", lambda c: A.pgd(c.model, c.x, c.y, 0.1, steps=2,
                                                 progress=False), "rng")
 _add("attacks.deepfool", lambda c: A.deepfool(c.model, c.x, c.y, steps=3, progress=False))
 _add("attacks.minimal_l2", lambda c: A.minimal_l2(c.model, c.x, c.y, steps=3, progress=False))
+_add("attacks.minimal_l2[basis]", lambda c: A.minimal_l2(c.model, c.x, c.y, basis=c.U, steps=3,
+                                                         refine=2, progress=False))
+_add("attacks.minimal_l2[basis, no box]", lambda c: A.minimal_l2(
+    c.model, c.x, c.y, basis=c.U, complement=True, box=False, steps=3, refine=2,
+    progress=False))
 _add("attacks.carlini_wagner_l2", lambda c: A.carlini_wagner_l2(
     c.model, c.x, c.y, binary_search_steps=1, steps=2, progress=False))
-_add("attacks.lbfgs", lambda c: A.lbfgs(c.model, c.x, c.y, target="random", seed=0,
-                                        search_steps=1, steps=2, progress=False))
+_add("attacks.lbfgs", lambda c: A.lbfgs(c.model, c.x, c.y, binary_search_steps=1, steps=2,
+                                        progress=False))
+_add("attacks.lbfgs[targeted]", lambda c: A.lbfgs(c.model, c.x, A.random_targets(c.y, 10),
+                                                  targeted=True, binary_search_steps=1,
+                                                  steps=2, progress=False))
+_add("attacks.random_targets", lambda c: A.random_targets(c.y, 10, seed=1))
+_add("attacks.random_targets[generator]", lambda c: A.random_targets(
+    c.y, 10, seed=torch.Generator().manual_seed(1)))
 _add("attacks.robustness_curve", lambda c: A.robustness_curve(
     c.model, c.x, c.y, [0.0, 0.1], steps=2, seed=0, progress=False))
 _add("attacks.robustness_curve[minimal]", lambda c: A.robustness_curve(
@@ -185,6 +196,7 @@ _add("ops.margin_and_grad", lambda c: ops.margin_and_grad(c.model, c.x.flatten(1
 _add("ops.batch_view", lambda c: ops.batch_view(torch.ones(6), c.x))
 _add("ops.flat_norm", lambda c: ops.flat_norm(c.x, "inf"))
 _add("ops.parse_norm", lambda c: ops.parse_norm("l2"))
+_add("ops.working_dtype", lambda c: ops.working_dtype(c.model))
 # --- cache
 _add("cache.cache_dir", lambda c: cache.cache_dir())
 _add("cache.config_key", lambda c: cache.config_key({"a": [1, 2.0, "x"]}))
@@ -425,10 +437,6 @@ _add("natural.train_autoencoder_cached", lambda c: [natural.train_autoencoder_ca
 _add("natural.reconstruction_error", lambda c: natural.reconstruction_error(c.ae, c.x, 4))
 _add("natural.decode_gaussian_samples", lambda c: natural.decode_gaussian_samples(
     c.ae, c.ds.x, 3))
-_add("natural.minimal_l2_restricted", lambda c: natural.minimal_l2_restricted(
-    c.model, c.x, c.y, c.U, steps=2, refine=2))
-_add("natural.minimal_l2_restricted[full]", lambda c: natural.minimal_l2_restricted(
-    c.model, c.x, c.y, steps=2, refine=2))
 _add("natural.onoff_experiment", _onoff)
 _add("natural.onoff_cached", lambda c: [natural.onoff_cached(
     c.model, c.ae, c.x, _predicted(c), pgd_eps=0.5, pgd_steps=2, attack_steps=2)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+import dmmlib.attacks as A
 from dmmlib import manifold
 from dmmlib.experiments import natural
 
@@ -31,6 +32,7 @@ def _linear_two_class(d: int, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
 
 
 def test_restricted_attack_matches_the_linear_answer() -> None:
+    """The chapter's restricted search: minimal_l2 without the box, as onoff_experiment runs it."""
     d, k = 40, 5
     model, x = _linear_two_class(d)
     with torch.no_grad():
@@ -49,8 +51,9 @@ def test_restricted_attack_matches_the_linear_answer() -> None:
         "off": margin / (w - Pw).norm(dim=1),
     }
     for name, sub, comp in (("full", None, False), ("on", U, False), ("off", U, True)):
-        res = natural.minimal_l2_restricted(model, x, y, sub, complement=comp, steps=40)
-        assert bool(res.found.all())
+        res = A.minimal_l2(model, x, y, basis=sub, complement=comp, box=False, method="fmn",
+                           steps=40, refine=12, progress=False)
+        assert bool(res.success.all())
         torch.testing.assert_close(
             res.norm, expected[name].detach(), rtol=2e-3, atol=1e-6
         )
@@ -68,13 +71,14 @@ def test_restricted_attack_contract() -> None:
     y = model(x).argmax(1)
     model.train()
     x0 = x.clone()
-    res = natural.minimal_l2_restricted(model, x, 1 - y, steps=3)  # all misclassified
+    res = A.minimal_l2(model, x, 1 - y, box=False, steps=3, progress=False)  # all misclassified
     assert model.training and torch.equal(x, x0)
     assert torch.equal(res.norm, torch.zeros(12, dtype=x.dtype))
     with pytest.raises(ValueError, match="complement"):
-        natural.minimal_l2_restricted(model, x, y, complement=True)
+        A.minimal_l2(model, x, y, complement=True, box=False)
     with pytest.raises(ValueError, match="gamma"):
-        natural.minimal_l2_restricted(model, x, y, gamma=1.5)
+        A.minimal_l2(model, x, y, gamma=1.5, box=False)
+    assert not hasattr(natural, "minimal_l2_restricted")  # merged into attacks.minimal_l2
 
 
 def test_bootstrap_ci_brackets_the_median() -> None:

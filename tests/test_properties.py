@@ -127,7 +127,7 @@ def _in_ball(out: torch.Tensor, x: torch.Tensor, eps: float, norm: str, tol: flo
 def test_fgsm_box_ball_inputs(problem, eps, targeted):
     model, x, y = problem
     snap = _snapshot(model, x, y)
-    out, ok = A.fgsm(model, x, y, eps, targeted=targeted, return_success=True)
+    out, ok, *_ = A.fgsm(model, x, y, eps, targeted=targeted)
     _check_output(out, x)
     _in_ball(out, x, eps, "inf", _tol(x, model))
     assert ok.dtype == torch.bool and ok.shape == y.shape
@@ -142,10 +142,9 @@ def test_pgd_box_ball_inputs(problem, eps_list, norm, steps, restarts, random_st
     model, x, y = problem
     snap = _snapshot(model, x, y)
     results = A.pgd(model, x, y, eps_list, norm=norm, steps=steps, restarts=restarts,
-                    random_start=random_start, targeted=targeted, seed=1,
-                    return_success=True, progress=False)
+                    random_start=random_start, targeted=targeted, seed=1, progress=False)
     assert len(results) == len(eps_list)
-    for eps, (out, ok) in zip(eps_list, results):
+    for eps, (out, ok, *_) in zip(eps_list, results):
         _check_output(out, x)
         _in_ball(out, x, eps, "inf" if norm == "inf" else "2", _tol(x, model))
         if x.dtype == next(model.parameters()).dtype:
@@ -168,8 +167,8 @@ def test_pgd_subspace_stays_in_subspace_ball_and_box(problem, eps, norm, complem
     U, _ = torch.linalg.qr(torch.randn(n, d, k, generator=g, dtype=torch.float64))
     U = U.to(u_dtype)
     snap = _snapshot(model, x, y, U)
-    out = A.pgd(model, x, y, eps, norm=norm, steps=2, subspace=U, complement=complement,
-                seed=0, progress=False)
+    out = A.pgd(model, x, y, eps, norm=norm, steps=2, basis=U, complement=complement,
+                seed=0, progress=False).x_adv
     _check_output(out, x)
     tol = max(_tol(x, model), 1e-6 if u_dtype == torch.float32 else 0)
     _in_ball(out, x, eps, "inf" if norm == "inf" else "2", tol)
@@ -184,21 +183,15 @@ def test_pgd_subspace_stays_in_subspace_ball_and_box(problem, eps, norm, complem
 
 # --------------------------------------------------------------------------- minimal norm
 MINIMAL = {
-    "deepfool": lambda m, x, y: A.deepfool(m, x, y, steps=4, return_success=True,
-                                           progress=False),
+    "deepfool": lambda m, x, y: A.deepfool(m, x, y, steps=4, progress=False),
     "deepfool-candidates": lambda m, x, y: A.deepfool(m, x, y, steps=4, candidates=2,
-                                                      refine_steps=0, return_success=True,
-                                                      progress=False),
-    "fmn": lambda m, x, y: A.minimal_l2(m, x, y, steps=5, method="fmn", return_success=True,
-                                        progress=False),
-    "minimal_l2": lambda m, x, y: A.minimal_l2(m, x, y, steps=5, return_success=True,
-                                               progress=False),
-    "ddn": lambda m, x, y: A.minimal_l2(m, x, y, steps=5, method="ddn", return_success=True,
-                                        progress=False),
+                                                      refine_steps=0, progress=False),
+    "fmn": lambda m, x, y: A.minimal_l2(m, x, y, steps=5, method="fmn", progress=False),
+    "minimal_l2": lambda m, x, y: A.minimal_l2(m, x, y, steps=5, progress=False),
+    "ddn": lambda m, x, y: A.minimal_l2(m, x, y, steps=5, method="ddn", progress=False),
     "carlini_wagner_l2": lambda m, x, y: A.carlini_wagner_l2(
-        m, x, y, binary_search_steps=2, steps=3, return_success=True, progress=False),
-    "lbfgs": lambda m, x, y: A.lbfgs(m, x, y, search_steps=2, steps=3, return_success=True,
-                                     progress=False),
+        m, x, y, binary_search_steps=2, steps=3, progress=False),
+    "lbfgs": lambda m, x, y: A.lbfgs(m, x, y, binary_search_steps=2, steps=3, progress=False),
 }
 
 
@@ -208,7 +201,7 @@ MINIMAL = {
 def test_minimal_norm_attacks_box_and_inputs(name, problem):
     model, x, y = problem
     snap = _snapshot(model, x, y)
-    out, ok = MINIMAL[name](model, x, y)
+    out, ok, *_ = MINIMAL[name](model, x, y)
     _check_output(out, x)
     assert ok.dtype == torch.bool and ok.shape == y.shape
     # failures come back as x (up to the model dtype's rounding of x)

@@ -77,25 +77,25 @@ def _digests(profile_name: str = "ci") -> dict[str, str]:
               seed=2, progress=False)
     out["fit_sgd"] = _hash(sgd.state_dict())
     x, y = ds.x[:8], ds.y[:8]
-    out["fgsm"] = _hash(A.fgsm(model, x, y, [0.05, 0.1], return_success=True))
+    out["fgsm"] = _hash(A.fgsm(model, x, y, [0.05, 0.1]))
     out["pgd_inf_seed"] = _hash(A.pgd(model, x, y, 0.1, steps=steps, restarts=2, seed=3,
-                                      return_success=True, progress=False))
+                                      progress=False))
     out["pgd_l2_seed"] = _hash(A.pgd(model, x, y, [0.5, 1.0], norm=2, steps=steps, seed=4,
                                      progress=False))
     U = manifold.random_orthonormal_basis(8, 64, 5, torch.Generator().manual_seed(5))
-    out["pgd_subspace"] = _hash(A.pgd(model, x, y, 0.1, steps=steps, subspace=U,
+    out["pgd_subspace"] = _hash(A.pgd(model, x, y, 0.1, steps=steps, basis=U,
                                       complement=True, seed=6, progress=False))
     out["pgd_global_rng"] = _hash(A.pgd(model, x, y, 0.1, steps=steps, progress=False))
-    out["deepfool"] = _hash(A.deepfool(model, x, y, steps=steps, return_success=True,
-                                       progress=False))
+    out["deepfool"] = _hash(A.deepfool(model, x, y, steps=steps, progress=False))
     out["minimal_l2_fmn"] = _hash(A.minimal_l2(model, x, y, steps=steps, progress=False))
     out["minimal_l2_ddn"] = _hash(A.minimal_l2(model, x, y, steps=steps, method="ddn",
                                                progress=False))
     out["carlini_wagner_l2"] = _hash(A.carlini_wagner_l2(model, x[:4], y[:4],
                                                          binary_search_steps=2, steps=steps,
                                                          progress=False))
-    out["lbfgs_random_target"] = _hash(A.lbfgs(model, x[:4], y[:4], target="random", seed=7,
-                                               search_steps=2, steps=3, progress=False))
+    out["lbfgs_random_target"] = _hash(A.lbfgs(model, x[:4], A.random_targets(y[:4], 10, seed=7),
+                                               targeted=True, binary_search_steps=2, steps=3,
+                                               progress=False))
     out["robustness_curve"] = _hash(A.robustness_curve(model, x, y, [0.0, 0.05, 0.1],
                                                        steps=steps, seed=8, progress=False))
     # ensembles of toy models
@@ -120,7 +120,7 @@ def _digests(profile_name: str = "ci") -> dict[str, str]:
     out["tangent_basis_at"] = _hash(manifold.tangent_basis_at(ae, x))
     z = torch.randn(4, 4, generator=torch.Generator().manual_seed(10))
     out["tangent_basis"] = _hash(manifold.tangent_basis(ae.decoder, z, chunk_size=3))
-    out["split"] = _hash(manifold.split_on_off_manifold(x - A.fgsm(model, x, y, 0.1),
+    out["split"] = _hash(manifold.split_on_off_manifold(x - A.fgsm(model, x, y, 0.1).x_adv,
                                                         manifold.tangent_basis_at(ae, x)))
     out["random_subspace_baseline"] = _hash(manifold.random_subspace_baseline(
         64, 4, n_samples=1000, generator=torch.Generator().manual_seed(11)))
@@ -177,9 +177,9 @@ def test_seeded_library_calls_do_not_depend_on_the_global_rng():
         torch.manual_seed(200 + scramble)
         manifold.fit_autoencoder(ae, ds.x.flatten(1), epochs=1, batch_size=16, seed=3,
                                  progress=False)
-        adv = A.pgd(model, ds.x[:8], ds.y[:8], 0.1, steps=3, seed=5, progress=False)
-        tgt = A.lbfgs(model, ds.x[:4], ds.y[:4], target="random", seed=1, search_steps=1,
-                      steps=2, progress=False)
+        adv = A.pgd(model, ds.x[:8], ds.y[:8], 0.1, steps=3, seed=5, progress=False).x_adv
+        tgt = A.lbfgs(model, ds.x[:4], A.random_targets(ds.y[:4], 10, seed=1), targeted=True,
+                      binary_search_steps=1, steps=2, progress=False).x_adv
         results.append(_hash(model.state_dict(), ae.state_dict(), adv, tgt))
     assert results[0] == results[1]
 

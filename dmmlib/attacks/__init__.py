@@ -1,7 +1,5 @@
 """Adversarial attacks: input gradients only, pixels in [0, 1], one attack per file.
 
-Introduced in the chapter "Adversarial examples in five minutes".
-
 ==========================  ===================================================
 :func:`fgsm`                one signed-gradient step (Goodfellow et al. 2015), Linf
 :func:`pgd`                 projected gradient descent (Madry et al. 2018), Linf/L2,
@@ -11,12 +9,31 @@ Introduced in the chapter "Adversarial examples in five minutes".
 :func:`carlini_wagner_l2`   minimal L2 by optimisation (Carlini & Wagner 2017)
 :func:`lbfgs`               box-constrained L-BFGS, targeted (Szegedy et al. 2014)
 :func:`robustness_curve`    accuracy under attack for a list of budgets, in one call
+:func:`random_targets`      random target classes for ``targeted=True``
+:class:`AttackResult`       what every attack returns
 ==========================  ===================================================
 
 Every attack takes ``(model, x, y, ...)`` with ``x`` in [0, 1], runs on the
 model's device in eval mode (restoring the caller's modes), never touches the
-parameters' ``.grad`` or its inputs, returns ``x_adv`` like ``x`` and, with
-``return_success=True``, a per-sample success mask.
+parameters' ``.grad`` or its inputs, and returns an :class:`AttackResult`
+``(x_adv, success, norm, blocked)``: ``x_adv`` like ``x``, and per sample
+whether it is adversarial, the perturbation's norm in the attack's norm
+(``inf`` where not adversarial) and whether the box blocked a restricted
+attack. ``fgsm`` and ``pgd`` with a list of budgets return a list of results.
+Callers that only want the images use ``.x_adv``.
+
+One vocabulary throughout: ``y`` are labels (true classes, or the targets
+when ``targeted=True``); ``basis`` an orthonormal basis per sample (N, D, k)
+that restricts the perturbation (``complement=True``: its orthogonal
+complement); ``seed`` an int, a :class:`torch.Generator` or ``None`` (the
+global RNG); ``progress`` a tqdm bar (``None`` follows ``$DMM_PROGRESS``).
+
+Changed in 0.3.0: ``return_success=`` is gone (every attack returns an
+:class:`AttackResult`); ``pgd(subspace=)`` is ``basis=``; ``lbfgs(target=,
+c_init=, search_steps=, seed=)`` is ``lbfgs(targeted=, c=,
+binary_search_steps=)`` with :func:`random_targets`; ``fgsm`` has
+``progress``; ``dmmlib.experiments.natural.minimal_l2_restricted`` is
+``minimal_l2(basis=, complement=, box=False, refine=12)``.
 """
 
 from __future__ import annotations
@@ -28,6 +45,8 @@ from .fgsm import fgsm
 from .lbfgs import lbfgs
 from .minimal_l2 import minimal_l2
 from .pgd import pgd
+from .result import AttackResult
+from .targets import random_targets
 
 __all__ = ["fgsm", "pgd", "deepfool", "minimal_l2", "carlini_wagner_l2", "lbfgs",
-           "robustness_curve"]
+           "robustness_curve", "random_targets", "AttackResult"]

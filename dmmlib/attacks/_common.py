@@ -10,12 +10,15 @@ Every attack follows the same contract:
   (:func:`torch.autograd.grad`), so parameters' ``.grad`` are never touched;
 * the model runs in eval mode and every submodule's train/eval flag is restored
   afterwards, even when the attack raises;
-* ``x`` and ``y`` are never modified in place.
+* ``x`` and ``y`` are never modified in place;
+* the result is an :class:`~dmmlib.attacks.AttackResult` (see
+  :func:`make_result`).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from numbers import Real
 import torch
@@ -25,8 +28,9 @@ from tqdm.auto import tqdm
 
 from .. import _validate as V
 from ..device import module_device
-from ..ops import batch_view, eval_mode, flat_norm, margin, parse_norm
+from ..ops import batch_view, eval_mode, flat_norm, margin, parse_norm, working_dtype
 from ..train import progress_enabled
+from .result import AttackResult
 
 __all__ = [
     "parse_norm",
@@ -42,17 +46,10 @@ __all__ = [
     "progress_bar",
     "Subspace",
     "parse_eps",
+    "make_result",
+    "warn_blocked",
+    "AttackResult",
 ]
-
-
-def working_dtype(model: nn.Module, x: torch.Tensor) -> torch.dtype:
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    for b in model.buffers():
-        if b.is_floating_point():
-            return b.dtype
-    return x.dtype
 
 
 def prepare(model: object, x: object, y: object, name_y: str = "y"
@@ -63,7 +60,7 @@ def prepare(model: object, x: object, y: object, name_y: str = "y"
     xt = V.check_images(x, "x")
     yt = V.check_labels(y, xt, name_y)
     device = module_device(model)
-    xw = xt.detach().to(device=device, dtype=working_dtype(model, xt), copy=True)
+    xw = xt.detach().to(device=device, dtype=working_dtype(model, xt.dtype), copy=True)
     yw = yt.detach().to(device=device, dtype=torch.int64, copy=True)
     return xw, yw
 
@@ -76,9 +73,50 @@ def check_classes(y: torch.Tensor, logits: torch.Tensor, name: str = "y") -> Non
                          f"{n_classes} outputs, found {int(y.max())}")
 
 
-def finish(x_adv: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Detached, on ``like``'s device and dtype, clipped to [0, 1]."""
-    return x_adv.detach().to(device=like.device, dtype=like.dtype).clamp_(0.0, 1.0)
+def finish(x_adv: torch.Tensor, like: torch.Tensor, box: bool = True) -> torch.Tensor:
+    """Detached, on ``like``'s device and dtype, clipped to [0, 1] (unless ``box=False``)."""
+    out = x_adv.detach().to(device=like.device, dtype=like.dtype)
+    return out.clamp_(0.0, 1.0) if box else out.clone()
+
+
+def make_result(x_adv: torch.Tensor, x: torch.Tensor, success: torch.Tensor, p: str = "2",
+                blocked: torch.Tensor | None = None, box: bool = True) -> AttackResult:
+    """The :class:`AttackResult` of working-precision ``x_adv`` for the caller's ``x``.
+
+    ``x_adv`` goes through :func:`finish`; ``norm`` is measured on what the
+    caller gets (``inf`` where not ``success``); ``blocked`` defaults to False.
+    """
+    out = finish(x_adv, x, box)
+    ok = success.detach().to(device=x.device, dtype=torch.bool)
+    diff = (out - x.detach()).flatten(1)
+    size = diff.abs().amax(1) if p == "inf" else diff.norm(dim=1)
+    if diff.shape[1] == 0:
+        size = torch.zeros(diff.shape[0], dtype=out.dtype, device=out.device)
+    norm = torch.where(ok, size, torch.full_like(size, float("inf")))
+    if blocked is None:
+        blk = torch.zeros_like(ok)
+    else:
+        blk = blocked.detach().to(device=x.device, dtype=torch.bool)
+    return AttackResult(out, ok, norm, blk)
+
+
+#: Warn when more than this fraction of the samples is blocked by the box.
+BLOCKED_WARN_FRACTION = 0.5
+
+
+def warn_blocked(blocked: torch.Tensor, name: str, hint: str = "") -> None:
+    """A UserWarning naming the fraction when most samples are blocked by the box."""
+    n = blocked.numel()
+    if n == 0:
+        return
+    frac = float(blocked.float().mean())
+    if frac > BLOCKED_WARN_FRACTION:
+        warnings.warn(
+            f"{name}: the box [0, 1] left no feasible move inside the subspace for "
+            f"{frac:.0%} of the samples ({int(blocked.sum())} of {n}; pixels at 0 or 1 "
+            f"forbid most directions of a subspace), so they come back unchanged; see "
+            f"the result's `blocked`{hint}",
+            UserWarning, stacklevel=3)
 
 
 def loss_and_grad(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, targeted: bool,
@@ -100,13 +138,10 @@ def loss_and_grad(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, target
     return logits.detach(), loss.detach(), grad
 
 
-def make_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
-    if seed is None:
-        return None
-    V.check_int(seed, "seed")
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
-    return gen
+def make_generator(seed: int | torch.Generator | None, device: torch.device
+                   ) -> torch.Generator | None:
+    """``seed`` (int, generator or None = global RNG) as a generator on ``device``."""
+    return V.as_generator(seed, device, "seed")
 
 
 def progress_bar(total: int, desc: str, progress: bool | None) -> tqdm:
@@ -125,9 +160,9 @@ def parse_eps(eps: object, name: str = "eps") -> tuple[list[float], bool]:
 
 
 class Subspace:
-    """Orthogonal projection onto ``span(U)`` (or its complement), per sample.
+    """Orthogonal projection onto ``span(basis)`` (or its complement), per sample.
 
-    ``U`` has shape (N, D, k) with orthonormal columns (checked).
+    ``U`` (the basis) has shape (N, D, k) with orthonormal columns (checked).
     """
 
     def __init__(self, U: torch.Tensor, complement: bool) -> None:
@@ -139,9 +174,9 @@ class Subspace:
               ) -> "Subspace | None":
         if U is None:
             if complement:
-                raise ValueError("complement: needs a subspace (pass subspace=U)")
+                raise ValueError("complement: needs a subspace (pass basis=U)")
             return None
-        basis = V.check_basis(U, x, "subspace")
+        basis = V.check_basis(U, x, "basis")
         return cls(basis.detach().to(device=like.device, dtype=like.dtype), complement)
 
     def repeat(self, times: int) -> "Subspace":

@@ -10,14 +10,13 @@ from ._common import (
     batch_view,
     check_classes,
     eval_mode,
-    finish,
+    make_result,
     prepare,
     progress_bar,
 )
+from .result import AttackResult
 
 __all__ = ["carlini_wagner_l2"]
-
-Result = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 _UPPER = 1e10  # "no upper bound yet" for the binary search over c
 
@@ -33,12 +32,9 @@ def carlini_wagner_l2(
     lr: float = 0.01,
     kappa: float = 0.0,
     targeted: bool = False,
-    return_success: bool = False,
     progress: bool | None = None,
-) -> Result:
+) -> AttackResult:
     """Carlini-Wagner L2: minimise ``||x' - x||_2^2 + c * f(x')`` in tanh space.
-
-    Introduced in the chapter "The old mental model".
 
     Carlini & Wagner (2017), "Towards evaluating the robustness of neural
     networks" (IEEE S&P). The box is removed by the change of variables
@@ -75,24 +71,22 @@ def carlini_wagner_l2(
         Confidence: the required logit margin of a success.
     targeted : bool, default False
         Reach the class ``y`` instead of leaving it.
-    return_success : bool, default False
-        Also return the boolean mask (N,) of samples for which an adversarial
-        example (with margin ``kappa``) was found.
     progress : bool, optional
         tqdm bar over all steps; ``None`` follows ``$DMM_PROGRESS``.
 
     Returns
     -------
-    torch.Tensor or (torch.Tensor, torch.Tensor)
-        The smallest adversarial example found per sample (L2 distance), like
-        ``x`` (shape, dtype, device) in [0, 1]; ``x`` itself where the attack
-        failed (success False).
+    AttackResult
+        ``x_adv``: the smallest adversarial example found per sample (L2
+        distance), like ``x`` (shape, dtype, device) in [0, 1]; ``x`` itself
+        where the attack failed. ``success``: an adversarial example with
+        margin ``kappa`` was found; ``norm``: its L2 distance (``inf`` where
+        not); ``blocked``: all False.
 
     Examples
     --------
-    >>> x_adv, ok = carlini_wagner_l2(model, x, y, steps=100,
-    ...                               return_success=True)        # doctest: +SKIP
-    >>> (x_adv - x).flatten(1).norm(dim=1)[ok].median()           # doctest: +SKIP
+    >>> res = carlini_wagner_l2(model, x, y, steps=100)   # doctest: +SKIP
+    >>> res.norm[res.success].median()                    # doctest: +SKIP
     """
     c = V.check_positive(c, "c")
     V.check_int(binary_search_steps, "binary_search_steps", minimum=1)
@@ -103,8 +97,7 @@ def carlini_wagner_l2(
     with eval_mode(model):
         x_adv, success = _cw(model, xw, yw, c, binary_search_steps, steps, lr, kappa, targeted,
                              progress)
-    out = finish(x_adv, x)
-    return (out, success.to(x.device)) if return_success else out
+    return make_result(x_adv, x, success, "2")
 
 
 def _cw(model: nn.Module, x: torch.Tensor, y: torch.Tensor, c0: float, searches: int,

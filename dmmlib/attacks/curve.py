@@ -39,12 +39,10 @@ def robustness_curve(
 ) -> dict[str, Any]:
     """Accuracy under attack for every budget in ``eps_list``, from one call.
 
-    Introduced in the chapter "Adversarial examples in five minutes".
-
     * Fixed-budget attacks (``"pgd"``, ``"fgsm"``, or a callable
-      ``attack(model, x, y, eps_list, return_success=True, **kwargs)``
-      returning one ``(x_adv, success)`` per budget) run every budget in one
-      batched attack (PGD) or from one gradient (FGSM).
+      ``attack(model, x, y, eps_list, **kwargs)`` returning one
+      :class:`~dmmlib.attacks.AttackResult` per budget) run every budget in
+      one batched attack (PGD) or from one gradient (FGSM).
     * Minimum-norm attacks (``"deepfool"``, ``"minimal_l2"``,
       ``"carlini_wagner_l2"``, all L2) run *once*: a sample counts as robust at
       ``eps`` when it is correctly classified and the smallest adversarial
@@ -107,9 +105,9 @@ def robustness_curve(
         dists = []
         for i in range(0, n, chunk):
             xb, yb = x[i:i + chunk], y[i:i + chunk]
-            x_adv, ok = fn(model, xb, yb, return_success=True, **kwargs)
-            d = flat_norm((x_adv - xb).double())
-            dists.append(torch.where(ok, d, torch.full_like(d, float("inf"))))
+            res = fn(model, xb, yb, **kwargs)
+            d = flat_norm((res.x_adv - xb).double())
+            dists.append(torch.where(res.success, d, torch.full_like(d, float("inf"))))
         dist = torch.cat(dists)
         dist = torch.where(clean, dist, torch.zeros_like(dist))
         acc = [float((clean & (dist > e)).double().mean()) for e in eps_values]
@@ -120,10 +118,11 @@ def robustness_curve(
     correct = torch.zeros(len(eps_values), dtype=torch.float64)
     for i in range(0, n, chunk):
         xb, yb = x[i:i + chunk], y[i:i + chunk]
-        results = fn(model, xb, yb, list(eps_values), return_success=True, **kwargs)
-        if len(results) != len(eps_values):
-            raise ValueError("attack: expected one (x_adv, success) per budget")
-        for j, (x_adv, _) in enumerate(results):
+        results = fn(model, xb, yb, list(eps_values), **kwargs)
+        if not isinstance(results, (list, tuple)) or len(results) != len(eps_values):
+            raise ValueError("attack: expected one AttackResult per budget")
+        for j, res in enumerate(results):
+            x_adv = res[0]  # AttackResult.x_adv (or a custom attack's (x_adv, ...) tuple)
             correct[j] += float((predict(model, x_adv) == yb.to(x_adv.device)).sum())
     acc = (correct / n).tolist()
     return {"eps": eps_values, "accuracy": acc, "success_rate": [1 - a for a in acc],

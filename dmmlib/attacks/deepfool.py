@@ -10,14 +10,13 @@ from ._common import (
     batch_view,
     check_classes,
     eval_mode,
-    finish,
+    make_result,
     prepare,
     progress_bar,
 )
+from .result import AttackResult
 
 __all__ = ["deepfool"]
-
-Result = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
 def deepfool(
@@ -29,12 +28,9 @@ def deepfool(
     overshoot: float = 0.02,
     candidates: int | None = None,
     refine_steps: int = 6,
-    return_success: bool = False,
     progress: bool | None = None,
-) -> Result:
+) -> AttackResult:
     """DeepFool: step to the nearest boundary of the linearised classifier, repeat.
-
-    Introduced in the chapter "The old mental model".
 
     Moosavi-Dezfooli, Fawzi & Frossard (2016), "DeepFool: a simple and
     accurate method to fool deep neural networks" (CVPR). The distance is L2.
@@ -73,23 +69,21 @@ def deepfool(
     refine_steps : int, default 6
         Bisection steps of the final refinement (0 disables it), on
         ``t`` in ``[max(0, 1 - 3 * overshoot), 1]``.
-    return_success : bool, default False
-        Also return the boolean mask (N,) of misclassified outputs.
     progress : bool, optional
         tqdm bar over steps; ``None`` follows ``$DMM_PROGRESS`` (default on).
 
     Returns
     -------
-    torch.Tensor or (torch.Tensor, torch.Tensor)
+    AttackResult
         ``x_adv`` like ``x`` (shape, dtype, device) in [0, 1]; samples DeepFool
-        could not fool within ``steps`` are returned as ``x`` (success False).
-        Samples already misclassified are returned unchanged (success True).
+        could not fool within ``steps`` are returned as ``x`` (success False,
+        norm ``inf``). Samples already misclassified are returned unchanged
+        (success True, norm 0). ``norm``: L2. ``blocked``: all False.
 
     Examples
     --------
-    >>> x_adv, ok = deepfool(model, x, y, return_success=True)   # doctest: +SKIP
-    >>> dist = (x_adv - x).flatten(1).norm(dim=1)[ok]           # doctest: +SKIP
-    >>> print(f"median L2 to the boundary: {dist.median():.3f}")  # doctest: +SKIP
+    >>> res = deepfool(model, x, y)                                      # doctest: +SKIP
+    >>> print(f"median L2 to the boundary: {res.norm.median():.3f}")  # doctest: +SKIP
     """
     V.check_int(steps, "steps")
     V.check_int(refine_steps, "refine_steps")
@@ -100,8 +94,7 @@ def deepfool(
     with eval_mode(model):
         x_adv, success = _deepfool(model, xw, yw, steps, overshoot, candidates, refine_steps,
                                    progress)
-    out = finish(x_adv, x)
-    return (out, success.to(x.device)) if return_success else out
+    return make_result(x_adv, x, success, "2")
 
 
 def _logits_and_normals(model: nn.Module, xa: torch.Tensor, ya: torch.Tensor,

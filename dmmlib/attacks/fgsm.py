@@ -7,11 +7,17 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ._common import eval_mode, finish, loss_and_grad, parse_eps, prepare
+from ._common import (
+    AttackResult,
+    eval_mode,
+    loss_and_grad,
+    make_result,
+    parse_eps,
+    prepare,
+    progress_bar,
+)
 
 __all__ = ["fgsm"]
-
-Result = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
 def fgsm(
@@ -21,11 +27,9 @@ def fgsm(
     eps: float | Sequence[float],
     *,
     targeted: bool = False,
-    return_success: bool = False,
-) -> Result | list[Result]:
+    progress: bool | None = None,
+) -> AttackResult | list[AttackResult]:
     """One signed-gradient step of size ``eps`` in the L-infinity norm.
-
-    Introduced in the chapter "Adversarial examples in five minutes".
 
     Goodfellow, Shlens & Szegedy (2015), "Explaining and harnessing adversarial
     examples" (ICLR). The adversarial example is
@@ -49,36 +53,39 @@ def fgsm(
         result per budget from a single gradient computation.
     targeted : bool, default False
         Move towards the class ``y`` instead of away from it.
-    return_success : bool, default False
-        Also return a boolean mask (N,): the prediction on the adversarial
-        example differs from ``y`` (untargeted) or equals ``y`` (targeted).
+    progress : bool, optional
+        tqdm bar over the budgets; ``None`` follows ``$DMM_PROGRESS`` (default on).
 
     Returns
     -------
-    torch.Tensor or (torch.Tensor, torch.Tensor)
+    AttackResult or list of AttackResult
         ``x_adv`` with ``x``'s shape, dtype and device, in [0, 1], and
-        ``|x_adv - x|_inf <= eps``; with ``return_success`` the pair
-        ``(x_adv, success)``. For a list of ``eps``, a list of these.
+        ``|x_adv - x|_inf <= eps``; ``success`` (N,) the prediction differs
+        from ``y`` (untargeted) or equals it (targeted); ``norm`` (N,) the
+        L-infinity norm of the perturbation (``inf`` where not a success);
+        ``blocked`` all False. For a list of ``eps``, one result per budget.
 
     Examples
     --------
-    >>> x_adv = fgsm(model, x, y, eps=0.1)                       # doctest: +SKIP
-    >>> x_adv, ok = fgsm(model, x, y, 0.1, return_success=True)  # doctest: +SKIP
-    >>> print(f"success rate {ok.float().mean():.0%}")           # doctest: +SKIP
+    >>> x_adv = fgsm(model, x, y, eps=0.1).x_adv                 # doctest: +SKIP
+    >>> res = fgsm(model, x, y, 0.1)                             # doctest: +SKIP
+    >>> print(f"success rate {res.success.float().mean():.0%}")  # doctest: +SKIP
     """
     eps_values, many = parse_eps(eps)
     xw, yw = prepare(model, x, y)
-    results: list[Result] = []
-    with eval_mode(model):
-        _, _, grad = loss_and_grad(model, xw, yw, targeted, check=True)
-        direction = grad.sign()
-        for e in eps_values:
-            x_adv = (xw + e * direction).clamp_(0.0, 1.0)
-            if return_success:
+    results: list[AttackResult] = []
+    bar = progress_bar(len(eps_values), "fgsm", progress)
+    try:
+        with eval_mode(model):
+            _, _, grad = loss_and_grad(model, xw, yw, targeted, check=True)
+            direction = grad.sign()
+            for e in eps_values:
+                x_adv = (xw + e * direction).clamp_(0.0, 1.0)
                 with torch.no_grad():
                     pred = model(x_adv).argmax(1)
                 success = (pred == yw) if targeted else (pred != yw)
-                results.append((finish(x_adv, x), success.to(x.device)))
-            else:
-                results.append(finish(x_adv, x))
+                results.append(make_result(x_adv, x, success, "inf"))
+                bar.update(1)
+    finally:
+        bar.close()
     return results if many else results[0]

@@ -13,15 +13,13 @@ from ._common import (
     batch_view,
     check_classes,
     eval_mode,
-    finish,
-    make_generator,
+    make_result,
     prepare,
     progress_bar,
 )
+from .result import AttackResult
 
 __all__ = ["lbfgs"]
-
-Result = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
 def lbfgs(
@@ -29,18 +27,14 @@ def lbfgs(
     x: torch.Tensor,
     y: torch.Tensor,
     *,
-    target: torch.Tensor | str | None = None,
-    c_init: float = 1.0,
-    search_steps: int = 8,
+    targeted: bool = False,
+    c: float = 1.0,
+    binary_search_steps: int = 8,
     steps: int = 20,
     history_size: int = 10,
-    seed: int | None = None,
-    return_success: bool = False,
     progress: bool | None = None,
-) -> Result:
+) -> AttackResult:
     """Szegedy et al.'s box-constrained L-BFGS attack: the closest point of a target class.
-
-    Introduced in the chapter "Intriguing properties".
 
     Szegedy, Zaremba, Sutskever, Bruna, Erhan, Goodfellow & Fergus (2014),
     "Intriguing properties of neural networks" (ICLR). For a target class
@@ -70,43 +64,40 @@ def lbfgs(
     x : torch.Tensor
         Images (N, ...) of floats in [0, 1].
     y : torch.Tensor
-        True labels (N,), integers.
-    target : torch.Tensor or {"runner-up", "random"}, optional
-        Target classes (N,). ``None`` or ``"runner-up"`` (default): the class
-        with the second-highest logit at ``x`` (the nearest one, usually);
-        ``"random"``: a uniformly random class other than ``y`` (seeded by
-        ``seed``).
-    c_init : float, default 1.0
+        Integer labels (N,): the true classes or, when ``targeted``, the
+        target classes (e.g. from :func:`random_targets`).
+    targeted : bool, default False
+        ``True``: reach the classes ``y``. ``False``: ``y`` are the true
+        classes and the target is the runner-up, the class with the
+        second-highest logit at ``x`` (the nearest one, usually); success is
+        then any misclassification.
+    c : float, default 1.0
         Initial weight of the squared distance.
-    search_steps : int, default 8
+    binary_search_steps : int, default 8
         Values of ``c`` tried per sample (each one a full L-BFGS run).
     steps : int, default 20
         L-BFGS iterations per value of ``c``.
     history_size : int, default 10
         L-BFGS memory.
-    seed : int, optional
-        Seed for ``target="random"``.
-    return_success : bool, default False
-        Also return the boolean mask (N,) of samples classified as their
-        target.
     progress : bool, optional
         tqdm bar over the search over ``c``; ``None`` follows ``$DMM_PROGRESS``.
 
     Returns
     -------
-    torch.Tensor or (torch.Tensor, torch.Tensor)
-        Per sample the closest point found that is classified as the target,
-        like ``x`` (shape, dtype, device) in [0, 1]; ``x`` where none was found
-        (success False).
+    AttackResult
+        ``x_adv``: per sample the closest point found that is classified as
+        the target, like ``x`` (shape, dtype, device) in [0, 1]; ``x`` where
+        none was found (success False). ``norm``: its L2 distance (``inf``
+        where none). ``blocked``: all False.
 
     Examples
     --------
-    >>> x_adv, ok = lbfgs(model, x, y, return_success=True)      # doctest: +SKIP
-    >>> x_adv, ok = lbfgs(model, x, y, target=torch.full_like(y, 3),
-    ...                   return_success=True)                  # doctest: +SKIP
+    >>> res = lbfgs(model, x, y)                                   # doctest: +SKIP
+    >>> res = lbfgs(model, x, torch.full_like(y, 3), targeted=True)  # doctest: +SKIP
+    >>> res = lbfgs(model, x, random_targets(y, 10, seed=0), targeted=True)  # doctest: +SKIP
     """
-    c_init = V.check_positive(c_init, "c_init")
-    V.check_int(search_steps, "search_steps", minimum=1)
+    c = V.check_positive(c, "c")
+    V.check_int(binary_search_steps, "binary_search_steps", minimum=1)
     V.check_int(steps, "steps", minimum=1)
     V.check_int(history_size, "history_size", minimum=1)
     xw, yw = prepare(model, x, y)
@@ -117,27 +108,19 @@ def lbfgs(
         n_classes = logits.shape[1]
         if n_classes < 2:
             raise ValueError("model: needs at least two classes for a targeted attack")
-        tw = _targets(target, logits, yw, xw, seed, n_classes)
-        x_adv, success = _lbfgs(model, xw, tw, c_init, search_steps, steps, history_size,
-                                progress)
-    out = finish(x_adv, x)
-    return (out, success.to(x.device)) if return_success else out
-
-
-def _targets(target: object, logits: torch.Tensor, y: torch.Tensor, x: torch.Tensor,
-             seed: int | None, n_classes: int) -> torch.Tensor:
-    if target is None or (isinstance(target, str) and target == "runner-up"):
-        return logits.scatter(1, y[:, None], float("-inf")).argmax(1)
-    if isinstance(target, str):
-        V.check_choice(target, "target", ("runner-up", "random"))
-        gen = make_generator(seed, x.device)
-        shift = torch.randint(1, n_classes, y.shape, generator=gen, device=x.device)
-        return (y + shift) % n_classes
-    t = V.check_labels(target, x, "target", n_classes=n_classes)
-    t = t.to(device=x.device, dtype=torch.int64)
-    if bool((t == y).any()):
-        raise ValueError("target: must differ from the true label y for every sample")
-    return t
+        tw = yw if targeted else logits.scatter(1, yw[:, None], float("-inf")).argmax(1)
+        x_adv, _, found = _lbfgs(model, xw, tw, c, binary_search_steps, steps,
+                                       history_size, progress)
+        if targeted:
+            success = found
+        else:
+            # untargeted: any misclassification counts (the best point reached the
+            # runner-up; a sample already misclassified needs no move at all)
+            with torch.no_grad():
+                clean_wrong = logits.argmax(1) != yw
+            x_adv = torch.where(batch_view(clean_wrong, x_adv), xw, x_adv)
+            success = found | clean_wrong
+    return make_result(x_adv, x, success, "2")
 
 
 def _lbfgs(model: nn.Module, x: torch.Tensor, target: torch.Tensor, c_init: float,
@@ -186,4 +169,4 @@ def _lbfgs(model: nn.Module, x: torch.Tensor, target: torch.Tensor, c_init: floa
             bar.update(1)
     finally:
         bar.close()
-    return best_adv, torch.isfinite(best_norm)
+    return best_adv, best_norm, torch.isfinite(best_norm)

@@ -1,4 +1,5 @@
-"""Minimal-norm L2 attacks: FMN (Pintor et al., 2021), DDN (Rony et al., 2019), or both."""
+"""Minimal-norm L2 attacks: FMN (Pintor et al., 2021), DDN (Rony et al., 2019), or both;
+optionally inside a subspace (or its complement), with or without the box [0, 1]."""
 
 from __future__ import annotations
 
@@ -10,22 +11,29 @@ from torch import nn
 
 from .. import _validate as V
 from ._common import (
+    Subspace,
     batch_view,
     check_classes,
+    dykstra,
     eval_mode,
-    finish,
+    feasible_step,
     flat_norm,
+    make_result,
     margin,
     prepare,
     progress_bar,
+    warn_blocked,
 )
+from .result import AttackResult
 
 __all__ = ["minimal_l2"]
 
-Result = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
-
 #: FMN: ignore gradient components that point out of the box at saturated pixels.
 _MASK_BOX = True
+#: Dykstra iterations per step when a subspace meets the box (as in pgd).
+_BOX_ITERS = 50
+#: Box violation (pixel units) tolerated inside the loop; removed by the final clip.
+_BOX_TOL = 1e-7
 
 
 def minimal_l2(
@@ -36,17 +44,18 @@ def minimal_l2(
     steps: int = 100,
     method: str = "auto",
     targeted: bool = False,
+    basis: torch.Tensor | None = None,
+    complement: bool = False,
+    box: bool = True,
     step_size: float = 1.0,
     final_step_size: float | None = None,
     gamma: float = 0.05,
     final_gamma: float = 0.001,
     init_eps: float = 1.0,
-    return_success: bool = False,
+    refine: int = 0,
     progress: bool | None = None,
-) -> Result:
+) -> AttackResult:
     """The smallest L2 perturbation that changes the decision, by an adaptive norm budget.
-
-    Introduced in the chapter "The old mental model".
 
     Two state-of-the-art minimum-norm attacks share this function; both use
     one gradient per step and keep, per sample, the smallest adversarial
@@ -82,6 +91,25 @@ def minimal_l2(
       beats either method run alone for ``steps`` steps (see
       ``benchmarks/README.md``).
 
+    **Restricted search.** With ``basis=U`` (an orthonormal basis per sample,
+    e.g. a tangent space of :func:`dmmlib.manifold.tangent_basis_at`) every
+    gradient is projected onto ``span(U)`` ("on-manifold") or, with
+    ``complement=True``, onto its orthogonal complement ("off-manifold"), so
+    the perturbation stays in that subspace: the smallest L2 perturbation
+    *inside the subspace* that changes the decision.
+
+    **The box.** ``box=True`` (default) keeps ``x_adv`` in [0, 1]: without a
+    basis by clipping, with one by Dykstra's alternating projections
+    followed by the longest feasible move from the previous iterate (as in
+    :func:`dmmlib.attacks.pgd`), so the perturbation stays in the subspace.
+    Pixels at 0 or 1 can leave a subspace no feasible direction at all; such
+    samples come back unchanged with ``blocked`` True (and a UserWarning when
+    they are more than half). ``box=False`` drops the constraint:
+    ``x_adv`` may then leave [0, 1] (it is not clipped, not even at the end),
+    and the distance measures the decision boundary around ``x`` rather than
+    the box; the book uses it for its on/off-manifold comparisons, in the
+    same way for the unrestricted and both restricted searches.
+
     Parameters
     ----------
     model : nn.Module
@@ -96,6 +124,13 @@ def minimal_l2(
     method : {"auto", "fmn", "ddn"}, default "auto"
     targeted : bool, default False
         Look for the closest point classified as ``y``.
+    basis : torch.Tensor, optional
+        Orthonormal bases (N, D, k), ``D = x[0].numel()``: restrict the
+        perturbation to ``span(basis)`` (or its complement).
+    complement : bool, default False
+        Restrict to the orthogonal complement of ``span(basis)`` (needs a basis).
+    box : bool, default True
+        Keep ``x_adv`` in [0, 1]; ``False``: no clipping at all.
     step_size : float, default 1.0
         Initial L2 step length (pixel units).
     final_step_size : float, optional
@@ -106,24 +141,28 @@ def minimal_l2(
         Final ``gamma`` of FMN's cosine schedule (unused by DDN).
     init_eps : float, default 1.0
         DDN's initial norm budget (FMN estimates it from the first gradient).
-    return_success : bool, default False
-        Also return the boolean mask (N,) of samples for which an adversarial
-        example was found.
+    refine : int, default 0
+        Bisection halvings along the best perturbation at the end (the
+        smallest ``t`` in [0, 1] with ``x + t * delta`` still adversarial;
+        ``refine`` forward passes, no gradients). 0: none.
     progress : bool, optional
         tqdm bar over steps; ``None`` follows ``$DMM_PROGRESS`` (default on).
 
     Returns
     -------
-    torch.Tensor or (torch.Tensor, torch.Tensor)
-        Per sample the smallest adversarial example found, like ``x`` (shape,
-        dtype, device) in [0, 1]; samples without one are returned as ``x``
-        (success False). Already misclassified samples come back unchanged.
+    AttackResult
+        ``x_adv``: per sample the smallest adversarial example found, like
+        ``x`` (shape, dtype, device), in [0, 1] unless ``box=False``; samples
+        without one are returned as ``x`` (success False, norm ``inf``).
+        Already misclassified samples come back unchanged (norm 0).
+        ``norm``: the L2 distance. ``blocked``: see "The box" above.
 
     Examples
     --------
-    >>> x_adv, ok = minimal_l2(model, x, y, steps=100, return_success=True)  # doctest: +SKIP
-    >>> d = (x_adv - x).flatten(1).norm(dim=1)                               # doctest: +SKIP
-    >>> print(f"median L2 distance to the boundary: {d[ok].median():.3f}")   # doctest: +SKIP
+    >>> res = minimal_l2(model, x, y, steps=100)                              # doctest: +SKIP
+    >>> print(f"median L2 distance to the boundary: {res.norm.median():.3f}")  # doctest: +SKIP
+    >>> on = minimal_l2(model, x, y, basis=U, box=False)     # inside span(U)  # doctest: +SKIP
+    >>> off = minimal_l2(model, x, y, basis=U, complement=True, box=False)    # doctest: +SKIP
     """
     V.check_int(steps, "steps")
     V.check_choice(method, "method", ("auto", "fmn", "ddn"))
@@ -135,12 +174,18 @@ def minimal_l2(
     if gamma >= 1 or final_gamma >= 1:
         raise ValueError(f"gamma, final_gamma: must be < 1, got {gamma}, {final_gamma}")
     init_eps = V.check_positive(init_eps, "init_eps")
+    V.check_int(refine, "refine")
+    if not isinstance(box, bool):
+        raise TypeError(f"box: expected a bool, got {type(box).__name__}")
     xw, yw = prepare(model, x, y)
+    sub = Subspace.build(basis, x, xw, complement)
     with eval_mode(model):
-        x_adv, success = _minimal_l2(model, xw, yw, steps, method, targeted, step_size, final,
-                                     gamma, final_gamma, init_eps, progress)
-    out = finish(x_adv, x)
-    return (out, success.to(x.device)) if return_success else out
+        x_adv, success, blocked = _minimal_l2(model, xw, yw, steps, method, targeted, step_size,
+                                              final, gamma, final_gamma, init_eps, progress,
+                                              sub, box, refine)
+    if sub is not None and box:
+        warn_blocked(blocked, "minimal_l2", "; box=False measures the subspace without the box")
+    return make_result(x_adv, x, success, "2", blocked, box=box)
 
 
 def _cosine(start: float, end: float, k: int, steps: int) -> float:
@@ -149,33 +194,64 @@ def _cosine(start: float, end: float, k: int, steps: int) -> float:
 
 def _minimal_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, method: str,
                 targeted: bool, alpha0: float, alpha_final: float, gamma0: float,
-                gamma_final: float, init_eps: float, progress: bool | None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                gamma_final: float, init_eps: float, progress: bool | None,
+                sub: Subspace | None = None, box: bool = True, refine: int = 0
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Best adversarial per sample, success and blocked."""
     n = x.shape[0]
     if method == "auto":
         # FMN and DDN side by side on two copies of the batch, half the steps each
         # (equal gradient budget), then the smaller adversarial per sample
         xx, yy = torch.cat([x, x]), torch.cat([y, y])
         fmn = torch.arange(2 * n, device=x.device) < n
-        adv, norm = _run(model, xx, yy, steps // 2 + steps % 2, fmn, targeted, alpha0,
-                         alpha_final, gamma0, gamma_final, init_eps, progress, "minimal_l2")
+        adv, norm, blocked = _run(model, xx, yy, steps // 2 + steps % 2, fmn, targeted, alpha0,
+                                  alpha_final, gamma0, gamma_final, init_eps, progress,
+                                  "minimal_l2", sub.repeat(2) if sub is not None else None,
+                                  box)
         use_second = norm[n:] < norm[:n]
         best = torch.where(batch_view(use_second, x), adv[n:], adv[:n])
         best_norm = torch.where(use_second, norm[n:], norm[:n])
-        return best, torch.isfinite(best_norm)
-    fmn = torch.full((n,), method == "fmn", dtype=torch.bool, device=x.device)
-    adv, norm = _run(model, x, y, steps, fmn, targeted, alpha0, alpha_final, gamma0,
-                     gamma_final, init_eps, progress, method)
-    return adv, torch.isfinite(norm)
+        blocked = blocked[:n] & blocked[n:]
+    else:
+        fmn = torch.full((n,), method == "fmn", dtype=torch.bool, device=x.device)
+        best, best_norm, blocked = _run(model, x, y, steps, fmn, targeted, alpha0, alpha_final,
+                                        gamma0, gamma_final, init_eps, progress, method, sub,
+                                        box)
+    found = torch.isfinite(best_norm)
+    if refine and bool(found.any()):
+        best = _bisect(model, x, y, best, found, targeted, refine)
+    return best, found, blocked
+
+
+@torch.no_grad()
+def _bisect(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor,
+            found: torch.Tensor, targeted: bool, steps: int) -> torch.Tensor:
+    """Smallest t in [0, 1] with ``x + t (x_adv - x)`` adversarial, by bisection
+    (``t = 1`` is adversarial; the returned point always is)."""
+    idx = found.nonzero().squeeze(1)
+    xs, ds, ys = x[idx], x_adv[idx] - x[idx], y[idx]
+    lo = torch.zeros(idx.shape[0], dtype=x.dtype, device=x.device)
+    hi = torch.ones_like(lo)
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        pred = model(xs + batch_view(mid, xs) * ds).argmax(1)
+        adv = (pred == ys) if targeted else (pred != ys)
+        hi = torch.where(adv, mid, hi)
+        lo = torch.where(adv, lo, mid)
+    out = x_adv.clone()
+    out[idx] = xs + batch_view(hi, xs) * ds
+    return out
 
 
 def _run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, fmn: torch.Tensor,
          targeted: bool, alpha0: float, alpha_final: float, gamma0: float, gamma_final: float,
-         init_eps: float, progress: bool | None, desc: str
-         ) -> tuple[torch.Tensor, torch.Tensor]:
+         init_eps: float, progress: bool | None, desc: str, sub: Subspace | None = None,
+         box: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """FMN on the samples where ``fmn`` is True, DDN on the others, in one batch.
 
-    Returns the best adversarial per sample and its norm (``inf`` if none)."""
+    With ``sub`` the gradients are projected onto the subspace (the iterates
+    stay in it); ``box=False`` never clips. Returns the best adversarial per
+    sample, its norm (``inf`` if none) and whether the box blocked every move."""
     n = x.shape[0]
     ddn = ~fmn
     any_fmn, any_ddn = bool(fmn.any()), bool(ddn.any())
@@ -185,8 +261,18 @@ def _run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, fmn: to
     eps = torch.where(ddn, init_eps, 0.0).to(x.dtype)
     found = torch.zeros(n, dtype=torch.bool, device=x.device)
     # the largest possible L2 distance inside the box, an upper bound for eps
-    worst = flat_norm(torch.maximum(x, 1 - x))
+    if box:
+        worst = flat_norm(torch.maximum(x, 1 - x))
+    else:
+        worst = torch.full((n,), float("inf"), dtype=x.dtype, device=x.device)
     sign = -1.0 if targeted else 1.0
+    peak = torch.zeros(n, dtype=x.dtype, device=x.device)
+    if sub is not None and box:
+        lo, hi = -x, 1 - x
+
+        def constrain(prev: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+            target = dykstra(cand, sub.project, lo, hi, _BOX_ITERS, _BOX_TOL)
+            return feasible_step(prev, target, lo, hi, _BOX_TOL)
 
     def evaluate(logits: torch.Tensor) -> torch.Tensor:
         pred = logits.argmax(1)
@@ -217,11 +303,13 @@ def _run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, fmn: to
                 (grad,) = torch.autograd.grad(objective, d)
             logits = logits.detach()
             m = m.detach()
+            if sub is not None:
+                grad = sub.project(grad)
             adv = evaluate(logits)
             found |= adv
             alpha = _cosine(alpha0, alpha_final, k, steps)
             gamma = _cosine(gamma0, gamma_final, k, steps)
-            if any_fmn and _MASK_BOX:
+            if any_fmn and _MASK_BOX and box and sub is None:
                 # FMN: drop components that would push pixels already at 0 or 1 out of
                 # the box: the clip would undo them, and they distort both the step and
                 # the linear distance estimate
@@ -239,11 +327,17 @@ def _run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, fmn: to
             # DDN: a fixed factor gamma0
             eps_ddn = torch.where(adv, eps * (1 - gamma0), eps * (1 + gamma0))
             eps = torch.minimum(torch.where(fmn, eps_fmn, eps_ddn), worst)
+            prev = delta
             delta = delta - batch_view(alpha / gnorm, grad) * grad
             # FMN projects onto the ball, DDN onto the sphere of radius eps
             scale = eps / flat_norm(delta).clamp_min(1e-12)
             scale = torch.where(fmn, scale.clamp(max=1.0), scale)
-            delta = (x + batch_view(scale, delta) * delta).clamp(0.0, 1.0) - x
+            delta = batch_view(scale, delta) * delta
+            if box and sub is None:
+                delta = (x + delta).clamp(0.0, 1.0) - x
+            elif box:
+                delta = constrain(prev, delta)
+            torch.maximum(peak, flat_norm(delta), out=peak)
             bar.update(1)
         with torch.no_grad():
             logits = model(x + delta)
@@ -252,4 +346,10 @@ def _run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, fmn: to
         evaluate(logits)
     finally:
         bar.close()
-    return best_adv, best_norm
+    # blocked: a subspace inside the box, and no iterate ever moved by more than
+    # a thousandth of the final step length
+    if sub is not None and box and steps > 0:
+        blocked = (peak <= 1e-3 * alpha_final) & (best_norm != 0)  # 0: adversarial at x
+    else:
+        blocked = torch.zeros(n, dtype=torch.bool, device=x.device)
+    return best_adv, best_norm, blocked

@@ -15,19 +15,19 @@ from ._common import (
     dykstra,
     eval_mode,
     feasible_step,
-    finish,
     flat_norm,
     loss_and_grad,
     make_generator,
+    make_result,
     parse_eps,
     parse_norm,
     prepare,
     progress_bar,
+    warn_blocked,
 )
+from .result import AttackResult
 
 __all__ = ["pgd"]
-
-Result = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 #: Dykstra iterations per step when a subspace meets the box constraint.
 _BOX_ITERS = 50
@@ -47,15 +47,12 @@ def pgd(
     random_start: bool = True,
     restarts: int = 1,
     targeted: bool = False,
-    subspace: torch.Tensor | None = None,
+    basis: torch.Tensor | None = None,
     complement: bool = False,
-    return_success: bool = False,
-    seed: int | None = None,
+    seed: int | torch.Generator | None = None,
     progress: bool | None = None,
-) -> Result | list[Result]:
+) -> AttackResult | list[AttackResult]:
     """Projected gradient descent on the cross-entropy inside an eps-ball.
-
-    Introduced in the chapter "Adversarial examples in five minutes".
 
     Madry, Makelov, Schmidt, Tsipras & Vladu (2018), "Towards deep learning
     models resistant to adversarial attacks" (ICLR). Each step moves by
@@ -85,13 +82,13 @@ def pgd(
         Step length; default ``2.5 * eps / steps`` (per budget).
     random_start : bool, default True
         Start from a uniform point of the ball (of the subspace's ball when a
-        subspace is given); otherwise from ``x``. Restarts after the first
+        basis is given); otherwise from ``x``. Restarts after the first
         always start at random.
     restarts : int, default 1
         Independent runs; the best result per sample is kept.
     targeted : bool, default False
         Decrease the cross-entropy to the target ``y`` instead of increasing it.
-    subspace : torch.Tensor, optional
+    basis : torch.Tensor, optional
         Orthonormal basis per sample, shape (N, D, k) with ``D = x[0].numel()``.
         Every step and the random start are projected onto ``span(U)``
         ("on-manifold") or, with ``complement=True``, onto its orthogonal
@@ -100,30 +97,35 @@ def pgd(
         enforced by Dykstra's alternating projections between "subspace (and
         L2 ball)" and "box (and L-inf ball)", followed by the longest feasible
         move towards that point from the previous (feasible) iterate, so the
-        iterate never leaves any of the three sets. Note that pixels sitting
-        at 0 or 1 can leave a subspace very few feasible directions.
+        iterate never leaves any of the three sets. Pixels sitting at 0 or 1
+        can leave a subspace no feasible direction at all (a tangent basis
+        of a digit with a black background, typically): such samples come
+        back unchanged with ``blocked`` True, and a UserWarning names the
+        fraction when it is more than half. To measure the subspace rather
+        than the box, use ``minimal_l2(..., basis=U, box=False)``.
     complement : bool, default False
-        Use the orthogonal complement of ``span(U)``.
-    return_success : bool, default False
-        Also return the boolean mask (N,) of samples whose prediction differs
-        from ``y`` (untargeted) or equals ``y`` (targeted).
-    seed : int, optional
-        Seed for the random starts (a private generator; the global RNG is
-        left alone). ``None`` uses the global RNG.
+        Use the orthogonal complement of ``span(basis)``.
+    seed : int, torch.Generator or None, optional
+        Randomness of the random starts: an int seeds a private generator (the
+        global RNG is left alone), a generator is drawn from, ``None`` uses
+        the global RNG.
     progress : bool, optional
         tqdm bar over steps; ``None`` follows ``$DMM_PROGRESS`` (default on).
 
     Returns
     -------
-    torch.Tensor or (torch.Tensor, torch.Tensor)
+    AttackResult or list of AttackResult
         ``x_adv`` like ``x`` (shape, dtype, device), in [0, 1], within ``eps``
-        of ``x``; with ``return_success``, ``(x_adv, success)``. For a list of
-        ``eps``, a list of these.
+        of ``x``; ``success`` (N,); ``norm`` (N,) the perturbation's norm in
+        ``norm`` (``inf`` where not a success); ``blocked`` (N,): with a
+        basis, the box left no feasible move in the subspace (always False
+        without one). For a list of ``eps``, one result per budget.
 
     Examples
     --------
-    >>> x_adv = pgd(model, x, y, eps=8 / 255)                         # doctest: +SKIP
-    >>> x_adv, ok = pgd(model, x, y, 1.0, norm=2, return_success=True)  # doctest: +SKIP
+    >>> x_adv = pgd(model, x, y, eps=8 / 255).x_adv                   # doctest: +SKIP
+    >>> res = pgd(model, x, y, 1.0, norm=2)                           # doctest: +SKIP
+    >>> print(f"success rate {res.success.float().mean():.0%}")       # doctest: +SKIP
     >>> curves = pgd(model, x, y, [0.01, 0.03, 0.1])  # one result per eps  # doctest: +SKIP
     """
     eps_values, many = parse_eps(eps)
@@ -133,7 +135,7 @@ def pgd(
     if step_size is not None:
         V.check_positive(step_size, "step_size")
     xw, yw = prepare(model, x, y)
-    sub = Subspace.build(subspace, x, xw, complement)
+    sub = Subspace.build(basis, x, xw, complement)
     n = xw.shape[0]
     m = len(eps_values)
     eps_t = torch.tensor(eps_values, device=xw.device, dtype=xw.dtype).repeat_interleave(n)
@@ -147,12 +149,21 @@ def pgd(
         sub = sub.repeat(m) if sub is not None else None
     gen = make_generator(seed, xw.device)
     with eval_mode(model):
-        x_adv, success = _pgd(model, xw, yw, eps_t, alpha_t, p, steps, random_start,
-                              restarts, targeted, sub, gen, progress)
-    results: list[Result] = []
+        x_adv, success, peak = _pgd(model, xw, yw, eps_t, alpha_t, p, steps, random_start,
+                                    restarts, targeted, sub, gen, progress)
+    # blocked: a subspace, a non-zero budget and step, and no iterate ever moved
+    # by more than a thousandth of a step
+    if sub is not None:
+        blocked = (peak <= 1e-3 * alpha_t) & (eps_t > 0) & (alpha_t > 0) & (steps > 0)
+    else:
+        blocked = torch.zeros_like(success)
+    results: list[AttackResult] = []
     for i in range(m):
-        xa = finish(x_adv[i * n:(i + 1) * n], x)
-        results.append((xa, success[i * n:(i + 1) * n].to(x.device)) if return_success else xa)
+        sl = slice(i * n, (i + 1) * n)
+        results.append(make_result(x_adv[sl], x, success[sl], p, blocked[sl]))
+    if sub is not None:
+        warn_blocked(blocked, "pgd", "; minimal_l2(..., basis=, box=False) measures the "
+                     "subspace without the box")
     return results if many else results[0]
 
 
@@ -189,7 +200,8 @@ def _project_ball(delta: torch.Tensor, eps: torch.Tensor, p: str) -> torch.Tenso
 def _pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor,
          alpha: torch.Tensor, p: str, steps: int, random_start: bool, restarts: int,
          targeted: bool, sub: Subspace | None, gen: torch.Generator | None,
-         progress: bool | None) -> tuple[torch.Tensor, torch.Tensor]:
+         progress: bool | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Best iterate, success and (with a subspace) the largest perturbation norm seen."""
     e = batch_view(eps, x)
     a = batch_view(alpha, x)
     if sub is not None:
@@ -234,6 +246,10 @@ def _pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor,
     best_adv = x.clone()
     best_success = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     best_score = torch.full((x.shape[0],), float("-inf"), dtype=x.dtype, device=x.device)
+    peak = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+
+    def size(d: torch.Tensor) -> torch.Tensor:
+        return d.flatten(1).abs().amax(1) if p == "inf" else flat_norm(d)
 
     def keep_best(x_adv: torch.Tensor, logits: torch.Tensor, loss: torch.Tensor) -> None:
         pred = logits.argmax(1)
@@ -257,12 +273,16 @@ def _pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor,
             else:
                 delta = zero
             x_adv = x + delta
+            if sub is not None:
+                torch.maximum(peak, size(delta), out=peak)
             for t in range(steps):
                 logits, loss, grad = loss_and_grad(model, x_adv, y, targeted,
                                                    check=(r == 0 and t == 0))
                 if t > 0:
                     keep_best(x_adv, logits, loss)
                 x_adv, delta = advance(x_adv, delta, grad)
+                if sub is not None:
+                    torch.maximum(peak, size(delta), out=peak)
                 bar.update(1)
             with torch.no_grad():
                 logits = model(x_adv)
@@ -273,4 +293,4 @@ def _pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor,
     finally:
         bar.close()
     # with a subspace the iterates may leave the box by <= _BOX_TOL: finish() clips
-    return best_adv, best_success
+    return best_adv, best_success, peak

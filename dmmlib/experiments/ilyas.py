@@ -1,7 +1,5 @@
 """Training on mislabelled adversarial examples (Ilyas et al., 2019).
 
-Introduced in the chapter "What the model explains".
-
 Ilyas, Santurkar, Tsipras, Engstrom, Tran & Madry (2019), "Adversarial
 examples are not bugs, they are features" (NeurIPS), build a training set in
 which every image is a *targeted* adversarial example of a trained model,
@@ -36,8 +34,6 @@ __all__ = ["target_labels", "MislabelledSet", "mislabelled_dataset"]
 def target_labels(y: torch.Tensor, n_classes: int, rule: str = "det", *,
                   seed: int = 0) -> torch.Tensor:
     """Target classes for a mislabelled set, never equal to the true class.
-
-    Introduced in the chapter "What the model explains".
 
     Parameters
     ----------
@@ -98,8 +94,6 @@ def mislabelled_dataset(
 ) -> MislabelledSet:
     """Build a mislabelled training set from ``model``'s targeted adversarial examples.
 
-    Introduced in the chapter "What the model explains".
-
     Every input is attacked towards its target class (:func:`target_labels`)
     with :func:`dmmlib.attacks.pgd` (``targeted=True``) inside an
     ``eps``-ball, in batches of ``batch_size``; the result keeps *every*
@@ -141,8 +135,8 @@ def mislabelled_dataset(
     xs, oks = [], []
     for start in range(0, xt.shape[0], batch_size):
         sl = slice(start, start + batch_size)
-        x_adv, ok = pgd(model, xt[sl], targets[sl], eps, norm=norm, steps=steps, targeted=True,
-                        return_success=True, seed=seed + start, progress=progress)
+        x_adv, ok, *_ = pgd(model, xt[sl], targets[sl], eps, norm=norm, steps=steps,
+                            targeted=True, seed=seed + start, progress=progress)
         xs.append(x_adv.detach())
         oks.append(ok.detach())
     return MislabelledSet(torch.cat(xs), targets, y.clone(), torch.cat(oks).to(xt.device))

@@ -428,7 +428,8 @@ def mixed_perturb(attack: Callable[[nn.Module, torch.Tensor, torch.Tensor], torc
     """A ``perturb`` hook for :func:`dmmlib.train.fit` that mixes clean and adversarial examples.
 
     The first ``round(fraction * batch)`` images of each (already shuffled)
-    mini-batch are replaced by ``attack(model, x, y)``; the rest stay clean.
+    mini-batch are replaced by ``attack(model, x, y)`` (images, or an
+    :class:`~dmmlib.attacks.AttackResult`, whose ``x_adv`` is used); the rest stay clean.
     Szegedy et al. kept a pool of adversarial examples mixed into the training
     set; making them afresh for every batch is the simpler modern variant.
     """
@@ -441,7 +442,8 @@ def mixed_perturb(attack: Callable[[nn.Module, torch.Tensor, torch.Tensor], torc
         m = int(round(fraction * xb.shape[0]))
         if m == 0:
             return xb
-        adv = attack(model, xb[:m], yb[:m]).to(xb.dtype)
+        out = attack(model, xb[:m], yb[:m])
+        adv = getattr(out, "x_adv", out).to(xb.dtype)  # an AttackResult, or images
         return torch.cat([adv, xb[m:]])
 
     return perturb

@@ -1,8 +1,5 @@
 """On- and off-manifold attacks on natural images.
 
-Introduced in the chapter "Experiments on natural images" (also used by "Is the
-Dimpled Manifold Model right?").
-
 The chapter approximates the image manifold by an autoencoder
 (:mod:`dmmlib.manifold`) and asks how far a classifier's decision boundary
 is *along* the manifold's tangent space and *across* it. This module holds
@@ -13,9 +10,6 @@ what that needs beyond :mod:`dmmlib.manifold` and :mod:`dmmlib.attacks`:
 * :func:`image_classifier` and :func:`image_autoencoder`: the chapter's
   models for a given image shape;
 * :func:`decode_gaussian_samples`: new images from an autoencoder;
-* :func:`minimal_l2_restricted`: the smallest L2 perturbation that changes
-  the decision, inside a subspace (tangent space), its complement, or
-  unrestricted;
 * :func:`onoff_experiment` / :func:`summarize_onoff`: the whole measurement
   for one classifier and one autoencoder, and its summary numbers;
 * :func:`bootstrap_ci`: a percentile bootstrap for medians and means.
@@ -27,13 +21,12 @@ import math
 import operator
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import nn
 
 from .._validate import (
-    check_basis,
     check_images,
     check_int,
     check_labels,
@@ -42,8 +35,8 @@ from .._validate import (
     check_positive,
     output_size,
 )
-from ..ops import batch_view, eval_mode, flat_norm, margin, margin_and_grad, preserved_modes
 from ..device import module_device
+from ..ops import eval_mode, margin_and_grad, preserved_modes
 
 __all__ = [
     "load_with_fallback",
@@ -53,12 +46,16 @@ __all__ = [
     "train_autoencoder_cached",
     "reconstruction_error",
     "decode_gaussian_samples",
-    "RestrictedAttack",
-    "minimal_l2_restricted",
     "onoff_experiment",
     "onoff_cached",
     "summarize_onoff",
     "bootstrap_ci",
+    "SIZES",
+    "CRITICS_SIZES",
+    "PGD_EPS",
+    "ADV_EPS",
+    "adv_perturb",
+    "train_robust_classifier_cached",
 ]
 
 
@@ -131,8 +128,6 @@ def load_with_fallback(
 ) -> tuple[Any, Any, str]:
     """Load ``name`` (``fashion_mnist``, ``mnist``, ``cifar10``), else ``fallback``.
 
-    Introduced in the chapter "Experiments on natural images".
-
     Returns ``(train_set, test_set, message)``; the message says plainly which
     dataset was loaded and, after a fallback, why the requested one was not.
     """
@@ -168,8 +163,6 @@ def image_classifier(
 ) -> nn.Module:
     """The chapter's classifier for images of ``input_shape`` (C, H, W).
 
-    Introduced in the chapter "Experiments on natural images".
-
     ``kind="mlp"``: the 784-256-256-10 network of the public reproductions of
     the DMM experiments (any input size); ``"cnn"``: :class:`~dmmlib.models.SmallCNN`;
     ``"auto"``: the MLP for grey images, the CNN for colour.
@@ -197,8 +190,6 @@ def image_autoencoder(
     input_shape: Sequence[int], latent_dim: int, kind: str = "mlp", *, width: int = 32
 ) -> nn.Module:
     """An :class:`~dmmlib.manifold.MLPAutoencoder` or :class:`~dmmlib.manifold.ConvAutoencoder`.
-
-    Introduced in the chapter "Experiments on natural images".
     """
     from ..manifold import ConvAutoencoder, MLPAutoencoder
 
@@ -232,8 +223,6 @@ def train_classifier_cached(
     device: torch.device | str | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Build :func:`image_classifier` for ``train_set`` (init seeded by ``seed``) and train it, cached.
-
-    Introduced in the chapter "Experiments on natural images".
 
     The normalisation constants are the training set's per-channel mean and
     standard deviation; initial weights depend only on ``seed`` (the global
@@ -299,8 +288,6 @@ def train_autoencoder_cached(
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Build :func:`image_autoencoder` (init seeded by ``seed``) and fit it, cached.
 
-    Introduced in the chapter "Experiments on natural images".
-
     See :func:`dmmlib.manifold.fit_autoencoder_cached`; returns ``(ae in eval
     mode, run)``.
     """
@@ -334,8 +321,6 @@ def reconstruction_error(
     ae: nn.Module, x: torch.Tensor, batch_size: int = 1024
 ) -> torch.Tensor:
     """Per-image mean squared reconstruction error (N,), in eval mode (mode restored).
-
-    Introduced in the chapter "Experiments on natural images".
     """
     ae = check_model(ae, "ae")
     xt = check_images(x, "x")
@@ -355,8 +340,6 @@ def decode_gaussian_samples(
     ae: nn.Module, x: torch.Tensor, n: int, *, seed: int = 0
 ) -> torch.Tensor:
     """Decode ``n`` codes drawn from a Gaussian fitted to the codes of ``x``.
-
-    Introduced in the chapter "Experiments on natural images".
 
     A plain autoencoder is not a generative model; a Gaussian with the mean
     and covariance of the training codes is the simplest way to see what the
@@ -386,176 +369,6 @@ def decode_gaussian_samples(
         return ae.decoder(codes).to(xt.device)
 
 
-# ------------------------------------------------------------------ restricted attack
-class RestrictedAttack(NamedTuple):
-    """Result of :func:`minimal_l2_restricted`, per sample.
-
-    ``x_adv`` (like ``x``): ``x`` plus the smallest perturbation found, scaled
-    back to the decision boundary (just across it); ``norm`` (N,): its L2
-    norm (``inf`` where none was found); ``found`` (N,) bool.
-    """
-
-    x_adv: torch.Tensor
-    norm: torch.Tensor
-    found: torch.Tensor
-
-
-def _projector(
-    U: torch.Tensor | None, complement: bool
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    if U is None:
-        return lambda v: v
-
-    def project(v: torch.Tensor) -> torch.Tensor:
-        flat = v.reshape(v.shape[0], -1)
-        inside = torch.einsum("ndk,nk->nd", U, torch.einsum("ndk,nd->nk", U, flat))
-        return (flat - inside if complement else inside).reshape(v.shape)
-
-    return project
-
-
-def minimal_l2_restricted(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    subspace: torch.Tensor | None = None,
-    *,
-    complement: bool = False,
-    steps: int = 100,
-    gamma: float = 0.05,
-    final_gamma: float = 0.001,
-    step_size: float = 0.5,
-    final_step_size: float = 0.02,
-    refine: int = 12,
-) -> RestrictedAttack:
-    """The smallest L2 perturbation inside a subspace that changes the decision.
-
-    Introduced in the chapter "Experiments on natural images".
-
-    A minimum-norm attack in the style of FMN (Pintor et al. 2021, see
-    :func:`dmmlib.attacks.minimal_l2`) whose every step is projected onto
-    ``span(U)`` (the tangent space: "on-manifold") or, with
-    ``complement=True``, onto its orthogonal complement ("off-manifold");
-    with ``subspace=None`` it is unrestricted. Steps descend the logit margin
-    ``z_y - max_{j != y} z_j`` along the projected gradient, inside an L2
-    ball whose radius shrinks by ``1 - gamma`` while the point is adversarial
-    and grows by ``1 + gamma`` (or jumps to the linear estimate of the
-    distance, before the first success) otherwise; step sizes are relative to
-    the radius, and both follow cosine schedules. The smallest adversarial
-    perturbation found is finally scaled back to the boundary by bisection
-    (``refine`` halvings).
-
-    Pixels are **not** clipped to [0, 1]. The attack measures the geometry of
-    the decision boundary around ``x``; with the box constraint most tangent
-    directions are blocked outright at black pixels (which may only grow),
-    which would measure the box rather than the manifold. Use it the same
-    way for the unrestricted and both restricted searches.
-
-    Parameters
-    ----------
-    model: classifier returning logits; runs in eval mode (modes restored).
-    x: images (N, ...) in [0, 1].
-    y: labels (N,); samples already misclassified get norm 0.
-    subspace: orthonormal bases (N, D, k), D = x[0].numel(), or ``None``.
-    complement: restrict to the orthogonal complement of ``span(U)``.
-    steps: gradient steps (one forward and backward pass each).
-    gamma, final_gamma: relative change of the radius per step (cosine schedule).
-    step_size, final_step_size: step length relative to the radius (cosine schedule).
-    refine: bisection halvings along the best perturbation (0: none).
-
-    Returns
-    -------
-    RestrictedAttack ``(x_adv, norm, found)`` on ``x``'s device and dtype.
-    """
-
-    model = check_model(model)
-    xt = check_images(x, "x")
-    yt = check_labels(y, xt, "y", output_size(model, xt))
-    check_int(steps, "steps", 1)
-    check_int(refine, "refine", 0)
-    for value, name in (
-        (gamma, "gamma"),
-        (final_gamma, "final_gamma"),
-        (step_size, "step_size"),
-        (final_step_size, "final_step_size"),
-    ):
-        check_positive(value, name)
-    if gamma >= 1 or final_gamma >= 1:
-        raise ValueError(f"gamma, final_gamma: must be < 1, got {gamma}, {final_gamma}")
-    if complement and subspace is None:
-        raise ValueError("complement: needs a subspace (pass subspace=U)")
-    if subspace is not None:
-        check_basis(subspace, xt, "subspace")
-    dev = module_device(model)
-    dtype = next(
-        (p.dtype for p in model.parameters() if p.is_floating_point()), xt.dtype
-    )
-    xw = xt.detach().to(device=dev, dtype=dtype)
-    yw = yt.detach().to(device=dev, dtype=torch.int64)
-    U = None
-    if subspace is not None:
-        U = check_basis(subspace, xt, "subspace").detach().to(device=dev, dtype=dtype)
-    project = _projector(U, complement)
-    n = xw.shape[0]
-    inf = torch.full((n,), float("inf"), device=dev, dtype=dtype)
-    with eval_mode(model):
-        delta = torch.zeros_like(xw)
-        best = inf.clone()
-        best_delta = torch.zeros_like(xw)
-        eps = None
-        for t in range(steps + 1):
-            m, g = margin_and_grad(model, xw + delta, yw)
-            adv = m < 0
-            nrm = flat_norm(delta)
-            better = adv & (nrm < best)
-            best = torch.where(better, nrm, best)
-            best_delta = torch.where(batch_view(better, xw), delta, best_delta)
-            if t == steps:
-                break
-            gp = project(g)
-            gn = flat_norm(gp)
-            safe = torch.where(gn > 0, gn, torch.ones_like(gn))
-            linear = nrm + m.clamp_min(0) / safe  # linear estimate of the distance
-            cos = 0.5 * (1 + math.cos(math.pi * t / steps))
-            gam = final_gamma + (gamma - final_gamma) * cos
-            alpha = final_step_size + (step_size - final_step_size) * cos
-            if eps is None:
-                eps = torch.where(gn > 0, linear, torch.ones_like(linear)).clamp_min(
-                    1e-6
-                )
-            else:
-                eps = torch.where(
-                    adv,
-                    torch.minimum(eps * (1 - gam), best),
-                    torch.where(
-                        torch.isfinite(best),
-                        eps * (1 + gam),
-                        torch.maximum(linear, eps * (1 + gam)),
-                    ),
-                )
-            direction = -gp / batch_view(safe, gp)
-            delta = delta + batch_view(alpha * eps, xw) * direction
-            delta = delta * batch_view(
-                (eps / flat_norm(delta).clamp_min(1e-12)).clamp(max=1.0), xw
-            )
-        found = torch.isfinite(best)
-        # bisection along the best perturbation: back to the boundary
-        lo = torch.zeros(n, device=dev, dtype=dtype)
-        hi = torch.ones(n, device=dev, dtype=dtype)
-        with torch.no_grad():
-            for _ in range(refine):
-                mid = 0.5 * (lo + hi)
-                flipped = model(xw + batch_view(mid, xw) * best_delta).argmax(1) != yw
-                hi = torch.where(flipped & found, mid, hi)
-                lo = torch.where(flipped & found, lo, mid)
-        best_delta = best_delta * batch_view(hi, xw)
-        norm = torch.where(found, flat_norm(best_delta), inf)
-    x_adv = (xw + best_delta).detach().to(device=xt.device, dtype=xt.dtype)
-    return RestrictedAttack(
-        x_adv, norm.to(device=xt.device, dtype=xt.dtype), found.to(xt.device)
-    )
-
-
 # ------------------------------------------------------------------ the experiment
 def onoff_experiment(
     model: nn.Module,
@@ -571,18 +384,17 @@ def onoff_experiment(
 ) -> dict[str, Any]:
     """The chapter's measurement for one classifier and one autoencoder.
 
-    Introduced in the chapter "Experiments on natural images".
-
     On the correctly classified images of ``x``: tangent bases of the
     autoencoder (:func:`dmmlib.manifold.tangent_basis_at`); an L2 PGD attack
     (:func:`dmmlib.attacks.pgd`, budget ``pgd_eps``, in the box) and the
     on-manifold norm fraction of its perturbations, beside the same
     perturbations against random k-subspaces; and the three minimal-norm
-    searches of :func:`minimal_l2_restricted` (unrestricted, tangent space,
-    complement). Everything returned is a tensor, a number or a string, so
-    the result can go through :func:`dmmlib.cache.cached_result`.
+    searches of :func:`dmmlib.attacks.minimal_l2` without the box (FMN,
+    ``box=False, refine=12``: unrestricted, tangent space, complement).
+    Everything returned is a tensor, a number or a string, so the result can
+    go through :func:`dmmlib.cache.cached_result`.
     """
-    from ..attacks import pgd
+    from ..attacks import minimal_l2, pgd
     from ..manifold import (
         random_subspace_fractions,
         split_on_off_manifold,
@@ -605,18 +417,10 @@ def onoff_experiment(
         raise ValueError("x: the model classifies none of these images correctly")
     U = tangent_basis_at(ae, xc.to(module_device(ae))).to(dev)
     xd, yd = xc.to(dev), yc.to(dev)
-    x_pgd, ok = pgd(
-        model,
-        xd,
-        yd,
-        pgd_eps,
-        norm=2,
-        steps=pgd_steps,
-        return_success=True,
-        seed=seed,
-        progress=progress,
-    )
-    delta = x_pgd - xd
+    res_pgd = pgd(model, xd, yd, pgd_eps, norm=2, steps=pgd_steps, seed=seed,
+                  progress=progress)
+    ok = res_pgd.success
+    delta = res_pgd.x_adv - xd
     split = split_on_off_manifold(delta, U)
     rand = random_subspace_fractions(
         delta.cpu(), U.shape[2], torch.Generator().manual_seed(seed)
@@ -637,11 +441,11 @@ def onoff_experiment(
         "on_fraction_grad": g_split.on_fraction.cpu(),
     }
     for name, sub, comp in (("full", None, False), ("on", U, False), ("off", U, True)):
-        res = minimal_l2_restricted(
-            model, xd, yd, sub, complement=comp, steps=attack_steps
-        )
+        # unboxed: the geometry of the boundary, not of the box (see minimal_l2)
+        res = minimal_l2(model, xd, yd, basis=sub, complement=comp, box=False, method="fmn",
+                         steps=attack_steps, refine=12, progress=progress)
         out[f"norm_{name}"] = res.norm.cpu()
-        out[f"found_{name}"] = res.found.cpu()
+        out[f"found_{name}"] = res.success.cpu()
         out[f"x_adv_{name}"] = res.x_adv.cpu()
         out[f"pred_{name}"] = predict(model, res.x_adv).cpu()
     return out
@@ -660,8 +464,6 @@ def onoff_cached(
     tag: str = "",
 ) -> dict[str, Any]:
     """:func:`onoff_experiment` through :func:`dmmlib.cache.cached_result`.
-
-    Introduced in the chapter "Experiments on natural images".
 
     The key holds fingerprints of both models and the images and every
     setting, so two chapters measuring the same pair share one entry.
@@ -700,8 +502,6 @@ def summarize_onoff(
     result: dict[str, Any], n_boot: int = 1000, seed: int = 0
 ) -> dict[str, float]:
     """Medians, ratios and baselines of an :func:`onoff_experiment` result.
-
-    Introduced in the chapter "Experiments on natural images".
 
     Ratios are per-image ``norm_on / norm_full`` and ``norm_off / norm_full``
     (their medians, over images where both searches succeeded), beside the
@@ -764,8 +564,6 @@ def bootstrap_ci(
     seed: int = 0,
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of the median (or ``stat="mean"``) of ``values``.
-
-    Introduced in the chapter "Experiments on natural images".
     """
     if isinstance(values, torch.Tensor):
         if values.dtype == torch.bool or values.is_complex():
@@ -793,3 +591,94 @@ def bootstrap_ci(
     s = samples.median(1).values if stat == "median" else samples.mean(1)
     a = (1 - level) / 2
     return float(s.quantile(a)), float(s.quantile(1 - a))
+
+
+# ------------------------------------------------------------------ shared chapter settings
+# "Experiments on natural images" and "Critics" train the same autoencoder, model A and
+# adversarially trained model; they share the cache only because these settings agree,
+# so they are defined once, here.
+_SHARED_SIZES: dict[str, dict[str, Any]] = {
+    "ci":  dict(k=16, ae_epochs=15, clf_epochs=6, pgd_steps=20, attack_steps=40,
+                adv_epochs=6, adv_steps=5),
+    "cpu": dict(k=16, ae_epochs=25, clf_epochs=10, pgd_steps=40, attack_steps=100,
+                adv_epochs=10, adv_steps=7),
+    "gpu": dict(k=16, ae_epochs=50, clf_epochs=20, pgd_steps=50, attack_steps=200,
+                adv_epochs=20, adv_steps=10),
+}
+
+#: Sizes of the chapter "Experiments on natural images", one dict per profile.
+SIZES: dict[str, dict[str, Any]] = {
+    "ci":  {**_SHARED_SIZES["ci"], "ks": (8, 16, 32), "conv_width": 32, "extra_datasets": ()},
+    "cpu": {**_SHARED_SIZES["cpu"], "ks": (4, 8, 16, 32, 64), "conv_width": 32,
+            "extra_datasets": ()},
+    "gpu": {**_SHARED_SIZES["gpu"], "ks": (4, 8, 16, 32, 64, 128), "conv_width": 32,
+            "extra_datasets": ("mnist", "cifar10")},
+}
+
+#: Sizes of the chapter "Critics" (the shared models' sizes plus its own).
+CRITICS_SIZES: dict[str, dict[str, Any]] = {
+    "ci":  {**_SHARED_SIZES["ci"], "ilyas_steps": 20},
+    "cpu": {**_SHARED_SIZES["cpu"], "ilyas_steps": 40},
+    "gpu": {**_SHARED_SIZES["gpu"], "ilyas_steps": 100},
+}
+
+#: L2 budget of the PGD whose perturbations are split (pixels in [0, 1]).
+PGD_EPS = 2.0
+#: L2 budget of adversarial training.
+ADV_EPS = 1.0
+
+
+def adv_perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int,
+                eps: float = ADV_EPS) -> torch.Tensor:
+    """The adversarial-training perturbation of both chapters: L2 PGD, seed 0.
+
+    Parameters
+    ----------
+    model, x, y: the model being trained and one batch.
+    steps: PGD iterations.
+    eps: the L2 budget (default :data:`ADV_EPS`).
+
+    Returns
+    -------
+    torch.Tensor
+        The perturbed batch, like ``x``.
+    """
+    from ..attacks import pgd
+
+    res = pgd(model, x, y, eps, norm=2, steps=steps, seed=0, progress=False)
+    return res.x_adv if hasattr(res, "x_adv") else res
+
+
+def train_robust_classifier_cached(
+    train_set: Any,
+    *,
+    epochs: int,
+    steps: int,
+    eps: float = ADV_EPS,
+    device: torch.device | str | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The adversarially trained MLP of both chapters (:func:`adv_perturb` on every batch), cached.
+
+    Parameters
+    ----------
+    train_set: the training images.
+    epochs: training epochs.
+    steps: PGD iterations of :func:`adv_perturb`.
+    eps: its L2 budget.
+    device: where to train.
+
+    Returns
+    -------
+    tuple
+        ``(model in eval mode, run)`` as :func:`train_classifier_cached`.
+    """
+    check_int(steps, "steps", minimum=1)
+    check_positive(eps, "eps")
+
+    def perturb(m: nn.Module, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        return adv_perturb(m, xb, yb, steps=steps, eps=eps)
+
+    return train_classifier_cached(
+        train_set, kind="mlp", epochs=epochs, device=device, perturb=perturb,
+        name="natural-classifier-adv",
+        perturb_key={"attack": "pgd", "norm": 2, "eps": eps, "steps": steps, "seed": 0})

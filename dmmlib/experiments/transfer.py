@@ -1,7 +1,5 @@
 """Do adversarial directions belong to the data or to one network?
 
-Introduced in the chapter "Is the Dimpled Manifold Model right?".
-
 If adversarial directions are *features* of the data (the critics' "stretchy
 feature" picture, and {Ilyas et al. 2019}), two networks trained
 independently on the same data should share them: their input gradients
@@ -37,6 +35,7 @@ from .._validate import (
     check_tensor,
     output_size,
 )
+from ..attacks.targets import random_targets  # lives in dmmlib.attacks; re-exported here
 from ..device import module_device
 from ..ops import eval_mode, margin
 from .intriguing import error_rate  # the same measure, re-exported for this chapter
@@ -63,8 +62,6 @@ def input_gradients(
     batch_size: int = 1024,
 ) -> torch.Tensor:
     """Gradient of the per-sample cross-entropy (or logit margin) with respect to the input.
-
-    Introduced in the chapter "Is the Dimpled Manifold Model right?".
 
     ``objective="loss"``: ``d CE(f(x), y) / dx`` (the direction an untargeted
     attack climbs); ``"margin"``: ``d (z_y - max_{j != y} z_j) / dx``. Eval
@@ -124,8 +121,6 @@ def gradient_alignment(
 ) -> Alignment:
     """Cosines between ``a`` and ``b``, and between their parts in and off ``span(U)``.
 
-    Introduced in the chapter "Is the Dimpled Manifold Model right?".
-
     ``U`` (N, D, k) holds orthonormal bases (tangent spaces); without it the
     ``on``/``off`` fields are NaN.
     """
@@ -154,8 +149,6 @@ def gradient_alignment(
 
 def random_cosine_scale(n: int) -> float:
     """Standard deviation ``1/sqrt(n)`` of the cosine between two random directions of R^n.
-
-    Introduced in the chapter "Is the Dimpled Manifold Model right?".
     """
     check_int(n, "n", 1)
     return 1.0 / math.sqrt(n)
@@ -166,8 +159,6 @@ def equal_norm_noise(
     x: torch.Tensor, norms: torch.Tensor, *, seed: int = 0, clip: bool = True
 ) -> torch.Tensor:
     """``x`` plus a uniformly random direction per sample, of L2 length ``norms`` (N,).
-
-    Introduced in the chapter "Is the Dimpled Manifold Model right?".
 
     The control for a perturbation of the same size that carries no
     information. With ``clip`` the result is clipped to [0, 1] (which can
@@ -190,24 +181,6 @@ def equal_norm_noise(
     return out.clamp(0, 1) if clip else out
 
 
-def random_targets(y: torch.Tensor, n_classes: int, *, seed: int = 0) -> torch.Tensor:
-    """A uniformly random class different from ``y[i]`` for every sample.
-
-    Introduced in the chapter "Is the Dimpled Manifold Model right?".
-    """
-    yt = check_tensor(y, "y", floating=False)
-    if yt.is_floating_point() or yt.dtype == torch.bool or yt.is_complex():
-        raise TypeError(f"y: expected integer class indices, got dtype {yt.dtype}")
-    check_int(n_classes, "n_classes", 2)
-    check_int(seed, "seed", 0)
-    if yt.numel() and (int(yt.min()) < 0 or int(yt.max()) >= n_classes):
-        raise ValueError(f"y: labels must lie in [0, {n_classes})")
-    shift = torch.randint(
-        1, n_classes, yt.shape, generator=torch.Generator().manual_seed(seed)
-    )
-    return (yt.cpu().long() + shift) % n_classes
-
-
 def targeted_examples(
     model: nn.Module,
     x: torch.Tensor,
@@ -219,8 +192,6 @@ def targeted_examples(
     seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Targeted L2 PGD towards ``targets`` in chunks: ``(x_adv, reached)``.
-
-    Introduced in the chapter "Is the Dimpled Manifold Model right?".
 
     The images of the mislabelled-training experiment of Ilyas et al. (2019):
     each image is pushed (budget ``eps``, pixels kept in [0, 1]) until
@@ -239,7 +210,7 @@ def targeted_examples(
     dev = module_device(model)
     advs, oks = [], []
     for i, (xb, tb) in enumerate(zip(xt.split(batch_size), tt.split(batch_size))):
-        xa, ok = pgd(
+        xa, ok, *_ = pgd(
             model,
             xb.to(dev),
             tb.to(dev),
@@ -247,7 +218,6 @@ def targeted_examples(
             norm=2,
             steps=steps,
             targeted=True,
-            return_success=True,
             seed=seed + i,
             progress=False,
         )
