@@ -37,7 +37,7 @@ def _stamp_path(app: Any) -> Path:
 
 
 def _execution_cache(app: Any) -> Path:
-    path = Path(str(app.config.nb_execution_cache_path or "")).expanduser()
+    path = Path(str(getattr(app.config, "nb_execution_cache_path", "") or "")).expanduser()
     if not path.is_absolute():
         path = Path(app.srcdir) / path
     return path
@@ -49,7 +49,7 @@ def _on_config_inited(app: Any, config: Any) -> None:
     old = stamp.read_text().strip() if stamp.is_file() else None
     app.dmm_code_changed = old != new
     app.dmm_fingerprint = new
-    if app.dmm_code_changed:
+    if app.dmm_code_changed and getattr(app.config, "nb_execution_cache_path", None):
         cache = _execution_cache(app)
         # only a jupyter-cache folder, never something else a setting points at
         if cache.is_dir() and (cache / "global.db").is_file():
