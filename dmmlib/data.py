@@ -1,7 +1,5 @@
 """Datasets as tensors in [0, 1].
 
-Introduced in the chapter "Adversarial examples in five minutes".
-
 Every loader returns an :class:`ImageDataset` whose ``x`` is a float32 tensor
 of shape ``(N, C, H, W)`` with pixels in [0, 1] and whose ``y`` is an int64
 tensor of labels. Nothing is ever silently swapped: ``dataset.source`` says

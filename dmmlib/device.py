@@ -1,6 +1,6 @@
 """Devices and reproducibility.
 
-Introduced in the chapter "Adversarial examples in five minutes". A chapter
+A chapter
 calls :func:`seed_everything` once and :func:`get_device` wherever it needs a
 device, so the same code runs on a laptop CPU and on a Colab GPU unchanged.
 """

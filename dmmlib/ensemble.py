@@ -1,7 +1,5 @@
 """Train many small models at once: one vmap'ed loop over stacked parameters.
 
-Introduced in the chapter "Clinging and dimpling".
-
 Statements about "the" decision boundary of a network are statements about a
 random variable: the chapter repeats every toy experiment over many seeds and
 settings. Training M small models one after another in Python spends most of
@@ -43,8 +41,6 @@ Params = dict[str, torch.Tensor]
 
 class Ensemble:
     """M models of one architecture whose parameters are stacked along dim 0.
-
-    Introduced in the chapter "Clinging and dimpling".
 
     Attributes
     ----------
@@ -158,8 +154,6 @@ def train_ensemble(
     progress: bool | None = None,
 ) -> Ensemble:
     """Train M same-architecture models together with cross-entropy, vmap'ed.
-
-    Introduced in the chapter "Clinging and dimpling".
 
     Each step computes every model's loss and parameter gradient in one
     ``vmap(grad_and_value(functional_call))`` pass and applies the optimizer to

@@ -1,7 +1,5 @@
 """Classifiers whose inputs are pixels in [0, 1].
 
-Introduced in the chapter "Adversarial examples in five minutes".
-
 Normalisation lives *inside* the model (:class:`Normalize`), so attacks work
 in pixel space, where the box [0, 1] and epsilon budgets mean what they say.
 """

@@ -1,7 +1,5 @@
 """Synthetic manifolds whose tangent spaces are known exactly.
 
-Introduced in the chapter "Clinging and dimpling".
-
 Every generator returns a :class:`ManifoldDataset`: points ``x`` (N, n) on a
 k-dimensional manifold embedded in R^n, labels ``y`` (N,) int64, and the
 *exact* orthonormal tangent basis ``tangent`` (N, n, k) at every point, so the
@@ -53,8 +51,6 @@ _DTYPES = (torch.float32, torch.float64)
 @dataclass(frozen=True)
 class ManifoldDataset:
     """Points on a synthetic manifold with their exact tangent spaces.
-
-    Introduced in the chapter "Clinging and dimpling".
 
     Attributes
     ----------
@@ -144,8 +140,6 @@ def orthonormal_basis(n: int, k: int, seed: int = 0, *,
                       dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """A random (Haar-distributed) orthonormal basis of a k-subspace of R^n, shape (n, k).
 
-    Introduced in the chapter "Clinging and dimpling".
-
     Computed in float64 by a QR decomposition of a Gaussian matrix (signs fixed so
     the distribution is uniform), then cast to ``dtype``.
     """
@@ -163,8 +157,6 @@ def orthonormal_basis(n: int, k: int, seed: int = 0, *,
 def label_coordinates(coords: torch.Tensor, rule: str = "intervals", *, n_classes: int = 2,
                       cells: int = 4, extent: float = 1.0, seed: int = 0) -> torch.Tensor:
     """Labels (N,) int64 from intrinsic coordinates ``coords`` (N, k) in [-extent, extent].
-
-    Introduced in the chapter "Clinging and dimpling".
 
     Parameters
     ----------
@@ -233,8 +225,6 @@ def linear_subspace(
 ) -> ManifoldDataset:
     """Points on a random k-dimensional affine subspace ``offset + span(B)`` of R^n.
 
-    Introduced in the chapter "Clinging and dimpling".
-
     Parameters
     ----------
     n, k: ambient and intrinsic dimension (1 <= k <= n).
@@ -286,8 +276,6 @@ def sinusoidal_surface(
     dtype: torch.dtype = torch.float32,
 ) -> ManifoldDataset:
     """A curved k-manifold: the graph ``offset + B c + h(c) v`` in R^n.
-
-    Introduced in the chapter "Clinging and dimpling".
 
     ``[B | v]`` is a random orthonormal (n, k+1) basis and the height is
     ``h(c) = amplitude * mean_j sin(pi * frequency * c_j / extent)``, so
@@ -346,8 +334,6 @@ def sphere_patch(
 ) -> ManifoldDataset:
     """A geodesic cap of a k-sphere of radius ``radius`` in R^n.
 
-    Introduced in the chapter "Clinging and dimpling".
-
     The sphere lies in a random (k+1)-dimensional subspace with orthonormal basis
     Q, centred at ``offset``; a point is ``offset + radius * Q u`` with
     ``u = (cos|t|, sin|t| t/|t|)`` the exponential map of the intrinsic
@@ -402,8 +388,6 @@ def sphere_patch(
 def five_points_line(*, dtype: torch.dtype = torch.float32) -> ManifoldDataset:
     """The 1-D toy of the dimpled-manifold paper: five points on the line y = 0.5 in R^2.
 
-    Introduced in the chapter "Clinging and dimpling".
-
     The points sit at x = 0.05, 0.30, 0.55, 0.80, 1.05 with alternating labels
     0, 1, 0, 1, 0; the tangent is the x-axis. (The last point lies just outside
     the unit square, as in the paper.)
@@ -428,8 +412,6 @@ def checkerboard_plane(
     dtype: torch.dtype = torch.float32,
 ) -> ManifoldDataset:
     """The 2-D toy of the dimpled-manifold paper: a checkerboard on the plane z = 0.5 in R^3.
-
-    Introduced in the chapter "Clinging and dimpling".
 
     The unit square is cut into ``cells`` x ``cells`` squares labelled
     ``(i + j) mod 2``. With ``jitter=False`` the points lie on a regular

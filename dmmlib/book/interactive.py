@@ -1,7 +1,5 @@
 """Interactive figures that work offline: in the built book, in Jupyter and on Colab.
 
-Introduced in the chapter "Clinging and dimpling".
-
 Two kinds of moving pictures:
 
 * :func:`animation_html` turns a matplotlib figure and a per-frame drawing
@@ -55,8 +53,6 @@ def _reset_plotlyjs() -> None:
 def plotly_html(fig: object, *, include_plotlyjs: str | bool = "once", height: int | None = None,
                 div_id: str | None = None) -> object:
     """A plotly figure as an ``IPython.display.HTML`` object that needs no network.
-
-    Introduced in the chapter "Clinging and dimpling".
 
     Parameters
     ----------
@@ -113,8 +109,6 @@ def animation_html(fig: object, draw: Callable[[int], object], frames: Iterable[
                    interval: int = 250, default_mode: str = "once",
                    alt: str = "") -> object:
     """A matplotlib animation as a self-contained HTML/JavaScript player.
-
-    Introduced in the chapter "Clinging and dimpling".
 
     ``draw(i)`` redraws the figure for frame ``i`` (it may clear and redraw
     the axes). Every frame is rendered once, embedded as a PNG, and played by
@@ -209,8 +203,6 @@ def boundary_surface_figure(
     height: int = 560,
 ) -> object:
     """A rotatable 3-D figure of a decision surface at several moments of training.
-
-    Introduced in the chapter "Clinging and dimpling".
 
     One frame per ``(label, surface)`` pair (e.g. ``("step 100", S)`` with ``S``
     from :func:`dmmlib.geometry.decision_surface_3d`), chosen with a slider

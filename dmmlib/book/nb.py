@@ -1,7 +1,5 @@
 """Notebook helpers that work in the built book, in Jupyter and on Colab.
 
-Introduced in the chapter "Adversarial examples in five minutes".
-
 :func:`glue` stores a value under a name so the book's prose can quote it
 (``{glue:text}`name```) with myst-nb; where myst-nb is not installed (Colab)
 it shows the value instead, so the reader still sees every number.

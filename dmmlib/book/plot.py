@@ -1,7 +1,5 @@
 """The book's figure style, set once.
 
-Introduced in the chapter "Adversarial examples in five minutes".
-
 A colour-blind-safe palette (Okabe and Ito), the same colour for the same
 concept in every chapter (:data:`CONCEPT_COLORS`), and helpers for the figures
 several chapters draw: image grids, perturbations on a symmetric colour scale
@@ -148,8 +146,6 @@ def seed_band(ax: plt.Axes, x: Sequence[float] | np.ndarray | torch.Tensor,
               values: np.ndarray | torch.Tensor, color: str, label: str | None = None,
               **line_kwargs: object) -> None:
     """Mean over seeds (rows of ``values``, shape (S, T)) as a line, min-max as a band.
-
-    Introduced in the chapter "Clinging and dimpling".
     """
     v = values.detach().cpu().double().numpy() if isinstance(values, torch.Tensor) \
         else np.asarray(values, dtype=float)
@@ -164,8 +160,6 @@ def decision_boundary_2d(ax: plt.Axes, grid: object, points: torch.Tensor,
                          labels: torch.Tensor, *, title: str = "",
                          colors: Sequence[str] = TOY_CLASS_COLORS) -> None:
     """A 2-D decision grid (``dmmlib.geometry.Grid2D``): regions, boundary, training points.
-
-    Introduced in the chapter "Clinging and dimpling".
     """
     from matplotlib.colors import ListedColormap
 
@@ -193,7 +187,7 @@ def decision_surface_snapshot(ax: plt.Axes, surface: object, points: torch.Tenso
                               colors: Sequence[str] = TOY_CLASS_COLORS) -> None:
     """A static view of a 3-D decision surface (``dmmlib.geometry.Surface3D``) on a 3-D axis.
 
-    Introduced in the chapter "Clinging and dimpling". ``manifold`` is an
+    ``manifold`` is an
     optional ``(X, Y, Z)`` grid of the data surface, drawn as a wireframe.
     """
     v, f = surface.vertices.numpy(), surface.faces.numpy()

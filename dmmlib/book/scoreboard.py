@@ -1,7 +1,5 @@
 """The reproduction scoreboard: published results beside this book's measurements.
 
-Introduced in the chapter "Reproduction scoreboard".
-
 A chapter that reproduces a published number calls :func:`record` with its
 own measurement, the published value, the source and the criterion for
 agreement. Records are kept per profile in a small JSON file next to the

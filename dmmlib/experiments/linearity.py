@@ -1,7 +1,5 @@
 """How linear is a trained network along a direction?
 
-Introduced in the chapter "Is the Dimpled Manifold Model right?".
-
 {Goodfellow et al. 2015} explain adversarial examples by the near-linearity
 of networks in high dimension: along the gradient, the logit margin falls
 about as fast as its first-order Taylor expansion says, so a step of length
@@ -38,8 +36,6 @@ def margin_and_gradient(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logit margin ``z_y - max_{j != y} z_j`` (N,) and its input gradient (like ``x``).
-
-    Introduced in the chapter "Is the Dimpled Manifold Model right?".
     """
     from .transfer import input_gradients
 
@@ -101,8 +97,6 @@ def linearity_profile(
     n_points: int = 61,
 ) -> LinearityProfile:
     """The margin along the steepest descent direction (optionally within a subspace).
-
-    Introduced in the chapter "Is the Dimpled Manifold Model right?".
 
     The direction is ``u = -P g / ||P g||`` with ``g`` the margin gradient at
     ``x`` and ``P`` the projection onto ``span(subspace)`` (or its complement,

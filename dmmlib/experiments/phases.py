@@ -1,7 +1,5 @@
 """The two phases of training, measured: clinging and dimpling over training.
 
-Introduced in the chapter "Clinging and dimpling".
-
 :mod:`dmmlib.geometry` measures the decision boundary of *one* model at *one*
 moment. This module turns those measurements into curves over training for
 many seeds at once, and provides the small pieces the chapter's toy settings
@@ -60,8 +58,6 @@ __all__ = [
 def scale_init(model: nn.Module, factor: float) -> nn.Module:
     """Multiply every parameter of ``model`` by ``factor`` in place; return the model.
 
-    Introduced in the chapter "Clinging and dimpling".
-
     For a one-hidden-layer ReLU network ``a . relu(W x + b) + c`` this
     multiplies the initial function by ``factor**2`` (plus ``factor * c``): a
     large factor starts training from a large random function (close to the
@@ -85,8 +81,6 @@ def _check_steps(at: object, name: str = "at") -> list[int]:
 
 class ParamSnapshots:
     """A ``train_ensemble`` callback that keeps the parameters at chosen steps.
-
-    Introduced in the chapter "Clinging and dimpling".
 
     ``at`` counts optimizer steps *taken* (0 = the initialisation); call
     :meth:`initial` with the untrained ensemble to store step 0. ``params[s]``
@@ -128,8 +122,6 @@ class ParamSnapshots:
 
 class EnsembleGeometry:
     """Clinging and dimpling measures of every ensemble member over training.
-
-    Introduced in the chapter "Clinging and dimpling".
 
     A callback for :func:`dmmlib.ensemble.train_ensemble`: at the chosen steps
     (optimizer steps taken; call :meth:`initial` for step 0) it measures every
@@ -207,8 +199,6 @@ def detect_phases(step: torch.Tensor, clings: torch.Tensor, accuracy: torch.Tens
                   accuracy_tol: float = 0.01, min_gain: float = 0.1) -> Phases:
     """Mark the two phases of the dimpled-manifold model in recorded training curves.
 
-    Introduced in the chapter "Clinging and dimpling".
-
     The caller decides, record by record, whether the boundary *clings* (a
     boolean curve: e.g. "the boundary is at least three times closer along its
     normal than along the manifold", or "the boundary runs within 0.1 of the
@@ -258,8 +248,6 @@ def boundary_gap_2d(grid: Grid2D, line_y: float = 0.5,
                     x_range: tuple[float, float] | None = None) -> torch.Tensor:
     """Vertical distance from the line ``y = line_y`` to the nearest boundary crossing.
 
-    Introduced in the chapter "Clinging and dimpling".
-
     For every grid column (restricted to ``x_range`` if given) the margin's
     sign changes along the column are located by linear interpolation and the
     one closest to the line is kept. Columns without a crossing give ``inf``.
@@ -301,8 +289,6 @@ def boundary_gap_2d(grid: Grid2D, line_y: float = 0.5,
 def orthogonal_drift(W0: torch.Tensor, W1: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
     """How much the weights' component orthogonal to ``span(U)`` changed, per model.
 
-    Introduced in the chapter "Clinging and dimpling".
-
     ``||(W1 - W0) P|| / ||W0 P||`` with ``P = I - U U^T`` (Frobenius norms),
     for first-layer weights of shape (M, width, n) or (width, n) and an
     orthonormal basis ``U`` (n, k) of the space the inputs span. Plain
@@ -339,8 +325,6 @@ def wavy_checkerboard(
     dtype: torch.dtype = torch.float32,
 ) -> ManifoldDataset:
     """A checkerboard on the curved surface ``z = z0 + A sin(2 pi f x) sin(2 pi f y)`` in R^3.
-
-    Introduced in the chapter "Clinging and dimpling".
 
     The curved sibling of :func:`dmmlib.synthetic.checkerboard_plane`: the same
     ``cells`` x ``cells`` checkerboard labels on the unit square, lifted onto

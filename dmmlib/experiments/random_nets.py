@@ -1,7 +1,5 @@
 """Random bias-free ReLU networks, many at once, and why one gradient step fools them.
 
-Introduced in the chapter "Random networks are fragile".
-
 The setting of Daniely and Schacham (2020), Bubeck, Cherapanamjeri, Gidel and
 Tachet des Combes (2021) and Bartlett, Bubeck and Cherapanamjeri (2021): a
 network ``f(x) = a . relu(W_L ... relu(W_1 x))`` with independent Gaussian
@@ -72,8 +70,6 @@ _DTYPES = (torch.float32, torch.float64)
 def relu_network(weights: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """One bias-free ReLU network: ``a . relu(W_L ... relu(W_1 x))``.
 
-    Introduced in the chapter "Random networks are fragile".
-
     ``weights`` holds the hidden matrices ``W_l`` stored transposed, shape
     (fan_in, fan_out), so a layer is ``x @ W`` (no transposed copy in the hot
     loop), followed by the output vector ``a`` (fan_in,); ``x`` is one point (d,) or a batch
@@ -96,8 +92,6 @@ def _sum_with_values(weights: Sequence[torch.Tensor], x: torch.Tensor
 
 class RandomReLUNetworks:
     """M bias-free ReLU networks of one architecture, weights stacked along dim 0.
-
-    Introduced in the chapter "Random networks are fragile".
 
     Attributes
     ----------
@@ -233,8 +227,6 @@ def random_relu_networks(
 ) -> RandomReLUNetworks:
     """Draw ``n_networks`` independent bias-free ReLU networks with Gaussian weights.
 
-    Introduced in the chapter "Random networks are fragile".
-
     Parameters
     ----------
     d: input dimension.
@@ -287,8 +279,6 @@ def sphere_points(
 ) -> torch.Tensor:
     """Points uniform on the sphere of radius ``sqrt(d)`` (or ``radius``) in R^d.
 
-    Introduced in the chapter "Random networks are fragile".
-
     Returns (n_points, d), or (n_sets, n_points, d) when ``n_sets`` is given
     (one independent set per network). Drawn on the CPU with ``seed``.
     """
@@ -312,8 +302,6 @@ def _broadcast_x(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def linearity_ratio(f: torch.Tensor, grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``|f(x)| / (||grad f(x)|| ||x||)`` per network and point, shape (M, N).
-
-    Introduced in the chapter "Random networks are fragile".
 
     For bias-free ReLU networks this is ``|cos angle(x, grad f(x))|`` (Euler's
     identity) and the relative size ``||delta|| / ||x||`` of the linear step
@@ -367,8 +355,6 @@ def one_step_attack(nets: RandomReLUNetworks, x: torch.Tensor, *,
                     overshoot: float = 0.5) -> OneStep:
     """One gradient step ``delta = -(1 + overshoot) f(x) grad f(x) / ||grad f(x)||^2``.
 
-    Introduced in the chapter "Random networks are fragile".
-
     The step that would land exactly on ``f = 0`` if ``f`` were linear,
     lengthened by ``1 + overshoot`` (a ReLU network bends away from its tangent
     along this direction, so the exact linear step flips the sign only
@@ -409,8 +395,6 @@ def crossing_along_gradient(nets: RandomReLUNetworks, x: torch.Tensor, *,
                             max_multiple: float = 4.0, n_scan: int = 8,
                             tol: float = 1e-2) -> Crossing:
     """Where the sign of ``f`` first changes along the gradient line from ``x``.
-
-    Introduced in the chapter "Random networks are fragile".
 
     Along ``x + t u`` with ``u = -sign(f) grad f / ||grad f||`` and
     ``0 <= t <= max_multiple * t_lin`` (``t_lin = |f| / ||grad f||``, the
@@ -454,8 +438,6 @@ def linearization_error(nets: RandomReLUNetworks, x: torch.Tensor, *,
                         multiple: float = 1.0) -> torch.Tensor:
     """Relative error of the first-order prediction over the step to the sign change.
 
-    Introduced in the chapter "Random networks are fragile".
-
     With ``u`` the unit descent direction and ``t = multiple * |f| / ||grad f||``
     (``multiple = 1``: the linear step to ``f = 0``), returns
     ``|f(x + t u) - (f(x) - t ||grad f||)| / (t ||grad f||)`` per network and
@@ -477,8 +459,6 @@ def linearization_error(nets: RandomReLUNetworks, x: torch.Tensor, *,
 
 def relu_correlation(rho: float, depth: int) -> list[float]:
     """Infinite-width correlation of a random ReLU network's outputs at two inputs, by depth.
-
-    Introduced in the chapter "Random networks are fragile".
 
     Two inputs whose first-layer pre-activations have correlation ``rho`` (for
     a bias-free network: the cosine of the angle between them) have, after
@@ -513,8 +493,6 @@ class LogLogFit(NamedTuple):
 def loglog_fit(x: Sequence[float] | torch.Tensor, y: torch.Tensor, *, n_boot: int = 1000,
                level: float = 0.95, seed: int = 0) -> LogLogFit:
     """Least-squares line through ``(log x, log y)`` with a bootstrap over repetitions.
-
-    Introduced in the chapter "Random networks are fragile".
 
     ``y`` has shape (R, P): one row per repetition (e.g. a network's median
     over points) at the P abscissae ``x``. The slope is fitted to the mean of
