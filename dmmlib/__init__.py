@@ -16,6 +16,7 @@ ones below (``tests/test_layout.py`` checks it)::
         dmmlib.manifold   -> autoencoders, tangent spaces, on/off-manifold splits
         dmmlib.geometry   -> decision-boundary geometry (normals, distances, dimples)
         dmmlib.ensemble   -> many seeds of one small model trained as one (vmap)
+        dmmlib.nulls      -> null models and the rule a verdict is decided by
     experiments (one chapter's pipeline each)
         dmmlib.experiments.intriguing, transfer, linearity, random_nets,
         phases, ilyas, natural
@@ -47,6 +48,7 @@ _KERNELS = (
     "geometry",
     "manifold",
     "models",
+    "nulls",
     "ops",
     "profiles",
     "synthetic",

@@ -51,3 +51,28 @@ def test_damaged_file_is_treated_as_empty():
     assert json.loads(path.read_text())["k"]["ours"] == 1.0
     scoreboard.clear("ci")
     assert scoreboard.load("ci") == []
+
+
+def test_verdicts_are_decided_by_the_null_and_kept_per_profile():
+    from dmmlib import nulls
+
+    scoreboard.clear("ci")
+    null = nulls.NullBand("random direction", 0.17, 0.05, 0.34, 0.9, 0)
+    v = scoreboard.record_verdict("toy.cling", chapter="chap-clinging",
+                                  hypothesis="the boundary clings", measured=0.02, null=null,
+                                  predicts="below", profile="ci")
+    assert v.outcome == "supports" and "0.05" in v.rule
+    inside = scoreboard.record_verdict("toy.dimple", chapter="chap-clinging",
+                                       hypothesis="dimples", measured=0.2, null=null,
+                                       predicts="below", profile="ci")
+    assert inside.outcome == "cannot distinguish"
+    rows = scoreboard.load_verdicts("ci")
+    assert [r.key for r in rows] == ["toy.cling", "toy.dimple"]
+    import json
+    stored = json.loads(scoreboard.verdicts_path("ci").read_text())
+    for field in ("key", "chapter", "measured", "null_kind", "null_median", "null_low",
+                  "null_high", "rule", "outcome"):
+        assert field in stored["toy.cling"]
+    assert scoreboard.load_verdicts("cpu") == []
+    scoreboard.clear("ci")
+    assert scoreboard.load_verdicts("ci") == [] and not scoreboard.verdicts_path("ci").exists()

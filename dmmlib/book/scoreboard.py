@@ -19,9 +19,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..cache import cache_dir
+from ..nulls import NullBand, decide
 from ..profiles import get_profile
 
-__all__ = ["Entry", "record", "load", "scoreboard_path", "clear"]
+__all__ = ["Entry", "record", "load", "scoreboard_path", "clear", "Verdict", "record_verdict",
+           "load_verdicts", "verdicts_path"]
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,12 @@ def record(
     entry = Entry(key=key, chapter=chapter, quantity=quantity, ours=ours,
                   published=str(published), source=source, criterion=criterion,
                   agree=bool(agree), profile=name, note=note, recorded_at=time.time())
-    path = scoreboard_path(name)
+    _update(scoreboard_path(name), key, asdict(entry))
+    return entry
+
+
+def _update(path: Path, key: str, row: dict) -> None:
+    """Set ``row`` under ``key`` in the JSON file ``path``: locked, written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = path.with_suffix(".lock")
     with open(lock, "w") as lock_fh:
@@ -117,14 +124,17 @@ def record(
         except ImportError:  # pragma: no cover - Windows: best effort
             pass
         data = _read(path)
-        data[key] = asdict(entry)
+        data[key] = row
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    return entry
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(data, fh, indent=1, sort_keys=True)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def load(profile: str | None = None) -> list[Entry]:
@@ -140,7 +150,106 @@ def load(profile: str | None = None) -> list[Entry]:
 
 
 def clear(profile: str | None = None) -> None:
-    """Forget every record of a profile (a fresh build re-records them)."""
+    """Forget every record and verdict of a profile (a fresh build re-records them)."""
+    for path in (scoreboard_path(profile), verdicts_path(profile)):
+        if path.exists():
+            path.unlink()
+
+
+# --------------------------------------------------------------------------- verdicts
+@dataclass(frozen=True)
+class Verdict:
+    """A hypothesis tested against a null, with everything needed to recheck it.
+
+    ``outcome`` is one of :data:`dmmlib.nulls.OUTCOMES`, decided by
+    :func:`dmmlib.nulls.decide` from ``measured``, the null's band and the
+    side the hypothesis predicts: a measurement inside the band is always
+    ``"cannot distinguish"``.
+    """
+
+    key: str
+    chapter: str
+    hypothesis: str
+    measured: float
+    null_kind: str
+    null_median: float
+    null_low: float
+    null_high: float
+    null_level: float
+    predicts: str
+    rule: str
+    outcome: str
+    profile: str
+    note: str
+    recorded_at: float
+
+
+def verdicts_path(profile: str | None = None) -> Path:
+    """Where the verdicts of ``profile`` (default: the active one) are kept."""
     path = scoreboard_path(profile)
-    if path.exists():
-        path.unlink()
+    return path.with_name(f"{path.stem}-verdicts.json")
+
+
+def record_verdict(
+    key: str,
+    *,
+    chapter: str,
+    hypothesis: str,
+    measured: float,
+    null: NullBand,
+    predicts: str,
+    rule: str = "",
+    note: str = "",
+    profile: str | None = None,
+) -> Verdict:
+    """Test a measurement against a null and record the verdict for the scoreboard.
+
+    Parameters
+    ----------
+    key : str
+        A stable identifier; recording it again replaces the old verdict.
+    chapter : str
+        The chapter's label (``"chap-clinging"``).
+    hypothesis : str
+        What is tested, in words ("the boundary clings to the data subspace").
+    measured : float
+        The measurement.
+    null : dmmlib.nulls.NullBand
+        What the measure reads under the null (its kind, median and band).
+    predicts : {"below", "above"}
+        The side of the null the hypothesis predicts.
+    rule : str
+        The decision rule in words; by default it is written from the band.
+    note : str
+        What the test does not show, or how the setting differs.
+    profile : str, optional
+        Default: the active profile.
+
+    Returns
+    -------
+    Verdict
+    """
+    outcome = decide(measured, null, predicts)
+    if not rule:
+        side = "below" if predicts == "below" else "above"
+        rule = (f"supports if {side} the {null.level:.0%} band of the {null.kind} null "
+                f"[{null.low:.3g}, {null.high:.3g}], contradicts if beyond it on the other "
+                "side, cannot distinguish inside it")
+    name = profile if profile is not None else get_profile().name
+    verdict = Verdict(key=key, chapter=chapter, hypothesis=hypothesis, measured=float(measured),
+                      null_kind=null.kind, null_median=null.median, null_low=null.low,
+                      null_high=null.high, null_level=null.level, predicts=predicts, rule=rule,
+                      outcome=outcome, profile=name, note=note, recorded_at=time.time())
+    _update(verdicts_path(name), key, asdict(verdict))
+    return verdict
+
+
+def load_verdicts(profile: str | None = None) -> list[Verdict]:
+    """All recorded verdicts of a profile, ordered by chapter then key."""
+    rows = []
+    for value in _read(verdicts_path(profile)).values():
+        try:
+            rows.append(Verdict(**value))
+        except TypeError:
+            continue  # an older format: the next run rewrites it
+    return sorted(rows, key=lambda v: (v.chapter, v.key))
