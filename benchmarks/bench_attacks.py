@@ -75,8 +75,10 @@ def timed(fn: Callable[[], torch.Tensor], repeat: int = 1) -> tuple[torch.Tensor
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor | np.ndarray,
-             seconds: float) -> dict:
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+             x_adv: torch.Tensor | np.ndarray | A.AttackResult, seconds: float) -> dict:
+    if isinstance(x_adv, A.AttackResult):  # dmmlib's attacks
+        x_adv = x_adv.x_adv
     if isinstance(x_adv, np.ndarray):
         x_adv = torch.from_numpy(x_adv)
     x_adv = x_adv.detach().float().clamp(0, 1)

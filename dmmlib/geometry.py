@@ -256,13 +256,12 @@ def nearest_boundary_point(
     if method == "minimal_l2":
         from .attacks import minimal_l2
 
-        x_adv, success = minimal_l2(model, xt, yt, steps=steps, return_success=True,
-                                    progress=progress)
+        res = minimal_l2(model, xt, yt, steps=steps, progress=progress)
     else:
         from .attacks import deepfool
 
-        x_adv, success = deepfool(model, xt, yt, steps=steps, overshoot=overshoot,
-                                  return_success=True, progress=progress)
+        res = deepfool(model, xt, yt, steps=steps, overshoot=overshoot, progress=progress)
+    x_adv, success = res.x_adv, res.success
     with eval_mode(model):
         xw, aw = _work(model, xt), _work(model, x_adv)
         yw = yt.to(xw.device)
@@ -280,40 +279,40 @@ def nearest_boundary_point(
 
 
 # --------------------------------------------------------------------------- normals
-def _pairs(classes: object, x: torch.Tensor, n_out: int, device: torch.device
+def _pairs(y: object, x: torch.Tensor, n_out: int, device: torch.device
            ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Class ``a`` and the class ``b`` it is compared with (``None``: the runner-up)."""
-    if not isinstance(classes, torch.Tensor):
-        raise TypeError(f"classes: expected a tensor of labels (N,) or pairs (N, 2), got "
-                        f"{type(classes).__name__}")
-    c = classes.to(device)
+    if not isinstance(y, torch.Tensor):
+        raise TypeError(f"y: expected a tensor of labels (N,) or pairs (N, 2), got "
+                        f"{type(y).__name__}")
+    c = y.to(device)
     if c.ndim == 1:
-        check_labels(classes, x, "classes", n_out)
+        check_labels(y, x, "y", n_out)
         if n_out < 2:
             raise ValueError("model: needs at least 2 outputs to define a boundary")
         return c.long(), None
     if c.is_floating_point() or c.ndim != 2 or c.shape != (x.shape[0], 2):
-        raise ValueError(f"classes: expected integer labels ({x.shape[0]},) or pairs "
-                         f"({x.shape[0]}, 2), got {tuple(classes.shape)} {classes.dtype}")
+        raise ValueError(f"y: expected integer labels ({x.shape[0]},) or pairs "
+                         f"({x.shape[0]}, 2), got {tuple(y.shape)} {y.dtype}")
     c = c.long()
     if int(c.min()) < 0 or int(c.max()) >= n_out:
-        raise ValueError(f"classes: must lie in [0, {n_out}) for a model with {n_out} outputs")
+        raise ValueError(f"y: must lie in [0, {n_out}) for a model with {n_out} outputs")
     if bool((c[:, 0] == c[:, 1]).any()):
-        raise ValueError("classes: the two classes of a pair must differ")
+        raise ValueError("y: the two classes of a pair must differ")
     return c[:, 0], c[:, 1]
 
 
-def _margin_and_grad(model: nn.Module, xw: torch.Tensor, classes: object, xt: torch.Tensor
+def _margin_and_grad(model: nn.Module, xw: torch.Tensor, y: object, xt: torch.Tensor
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     """The a-vs-b margin at ``xw`` (working copy of ``xt``) and its input gradient."""
-    a, b = _pairs(classes, xt, output_size(model, xt, "model"), xw.device)
+    a, b = _pairs(y, xt, output_size(model, xt, "model"), xw.device)
     return margin_and_grad(model, xw, a, b)
 
 
-def logit_margin(model: nn.Module, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+def logit_margin(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Logit margin ``f_a(x) - f_b(x)`` per sample, shape (N,).
 
-    ``classes`` holds labels ``a`` (N,), in which case ``b`` is the runner-up
+    ``y`` holds labels ``a`` (N,), in which case ``b`` is the runner-up
     class at ``x`` (the largest other logit), or explicit pairs (N, 2).
     """
     model = _check_model(model)
@@ -321,12 +320,12 @@ def logit_margin(model: nn.Module, x: torch.Tensor, classes: torch.Tensor) -> to
     with eval_mode(model), torch.no_grad():
         xw = _work(model, xt)
         logits = model(xw)
-        a, b = _pairs(classes, xt, logits.shape[1], logits.device)
+        a, b = _pairs(y, xt, logits.shape[1], logits.device)
         m = margin(logits, a) if b is None else pair_margin(logits, a, b)
     return m.to(device=xt.device, dtype=xt.dtype)
 
 
-def boundary_normal(model: nn.Module, x: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+def boundary_normal(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Unit normal of the a-vs-b boundary: ``grad (f_a - f_b) / ||grad (f_a - f_b)||``.
 
     Batched, input gradient only (parameters' ``.grad`` are untouched). The
@@ -336,7 +335,7 @@ def boundary_normal(model: nn.Module, x: torch.Tensor, classes: torch.Tensor) ->
     ----------
     model: a classifier returning logits.
     x: points (N, ...), typically on the boundary or at the training points.
-    classes: labels ``a`` (N,) (``b`` is then the runner-up class at ``x``)
+    y: labels ``a`` (N,) (``b`` is then the runner-up class at ``x``)
         or pairs (N, 2) of ``(a, b)``.
 
     Returns
@@ -346,7 +345,7 @@ def boundary_normal(model: nn.Module, x: torch.Tensor, classes: torch.Tensor) ->
     model = _check_model(model)
     xt = _points(x)
     with eval_mode(model):
-        _, grad = _margin_and_grad(model, _work(model, xt), classes, xt)
+        _, grad = _margin_and_grad(model, _work(model, xt), y, xt)
     norm = grad.flatten(1).norm(dim=1)
     unit = grad / batch_view(torch.where(norm > 0, norm, torch.ones_like(norm)), grad)
     return unit.to(device=xt.device, dtype=xt.dtype)
@@ -366,15 +365,15 @@ class Clinging(NamedTuple):
     angle_deg: torch.Tensor
 
 
-def clinging(normal: torch.Tensor, U: torch.Tensor) -> Clinging:
+def clinging(normal: torch.Tensor, basis: torch.Tensor) -> Clinging:
     """Off-manifold fraction of boundary normals and their angle to the tangent space.
 
     Parameters
     ----------
     normal: normals (N, ...) (e.g. from :func:`boundary_normal`; need not be unit).
-    U: orthonormal tangent bases (N, D, k).
+    basis: orthonormal tangent bases (N, D, k).
     """
-    split = split_on_off_manifold(normal, U)
+    split = split_on_off_manifold(normal, basis)
     angle = torch.rad2deg(torch.atan2(split.off_fraction, split.on_fraction))
     return Clinging(split.off_fraction, split.on_fraction, angle)
 
@@ -404,7 +403,7 @@ def dimple_depth(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    U: torch.Tensor,
+    basis: torch.Tensor,
     *,
     max_distance: float = 1.0,
     tol: float = 1e-4,
@@ -414,7 +413,8 @@ def dimple_depth(
     """Distance to the boundary off the manifold vs along it, per training point.
 
     At each point the gradient ``g`` of the margin ``f_y - f_b`` (``b`` the
-    runner-up class) is split into its tangent part ``g_on = U U^T g`` and the
+    runner-up class) is split into its tangent part ``g_on = U U^T g`` (``U`` the
+    ``basis``) and the
     rest ``g_off``; :func:`boundary_point_along` then searches along ``-g``,
     ``-g_off`` and ``-g_on`` (one batched search of 3N rays) for the first
     point not classified as ``y``. Points already misclassified get 0.
@@ -422,13 +422,13 @@ def dimple_depth(
     Parameters
     ----------
     model, x, y: classifier, points (N, ...) and labels (N,).
-    U: orthonormal tangent bases (N, D, k) at ``x``.
+    basis: orthonormal tangent bases (N, D, k) at ``x``.
     max_distance, tol, n_scan, batch_size: as in :func:`boundary_point_along`.
     """
     model = _check_model(model)
     xt = _points(x)
     yt = check_labels(y, xt)
-    Ut = check_basis(U, xt, "U")
+    Ut = check_basis(basis, xt, "basis")
     max_distance = check_positive(max_distance, "max_distance")
     tol = check_positive(tol, "tol")
     check_int(n_scan, "n_scan", 1)
@@ -462,7 +462,7 @@ class GeometryRecorder:
     history holds the averages over models and points, and ``per_point``
     tensors get a leading model dimension (M, N).
 
-    At every record, at the training points ``x`` with tangent bases ``U``:
+    At every record, at the training points ``x`` with tangent bases ``basis``:
 
     * ``off_fraction`` / ``angle_deg``: :func:`clinging` of the boundary normals
       (gradient of ``f_y - f_runner-up``), averaged over points;
@@ -483,7 +483,7 @@ class GeometryRecorder:
         self,
         x: torch.Tensor,
         y: torch.Tensor,
-        U: torch.Tensor,
+        basis: torch.Tensor,
         *,
         every: int = 10,
         depth: bool = True,
@@ -494,7 +494,7 @@ class GeometryRecorder:
     ) -> None:
         self.x = _points(x)
         self.y = check_labels(y, self.x)
-        self.U = check_basis(U, self.x, "U")
+        self.U = check_basis(basis, self.x, "basis")
         self.every = check_int(every, "every", 1)
         self.depth = bool(depth)
         self.max_distance = check_positive(max_distance, "max_distance")
@@ -576,20 +576,21 @@ def _interval(lim: object, name: str) -> tuple[float, float]:
     return lo, hi
 
 
-def _grid_scores(model: nn.Module, pts: torch.Tensor, classes: tuple[int, int] | None,
+def _grid_scores(model: nn.Module, pts: torch.Tensor, pair: tuple[int, int] | None,
                  batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Predictions and signed margins at ``pts`` (M, d), batched."""
     preds, margins = [], []
     with eval_mode(model), torch.no_grad():
         for i in range(0, pts.shape[0], batch_size):
             logits = model(pts[i : i + batch_size])
-            if i == 0 and classes is None and logits.shape[1] != 2:
-                raise ValueError(f"classes: the model has {logits.shape[1]} outputs; pass "
-                                 "classes=(a, b) to choose the margin f_a - f_b")
-            a, b = classes if classes is not None else (1, 0)
+            if i == 0 and pair is None and logits.shape[1] != 2:
+                raise ValueError(f"pair: the model has {logits.shape[1]} outputs; pass "
+                                 "pair=(a, b) to choose the margin f_a - f_b")
+            a, b = pair if pair is not None else (1, 0)
             if i == 0 and max(a, b) >= logits.shape[1]:
-                raise ValueError(f"classes: {classes} out of range for {logits.shape[1]} outputs")
+                raise ValueError(f"pair: {pair} out of range for {logits.shape[1]} outputs")
             preds.append(logits.argmax(1))
+    """``pair=(a, b)``: two different non-negative class indices, or None."""
             margins.append(logits[:, a] - logits[:, b])
     return torch.cat(preds), torch.cat(margins)
 
@@ -599,10 +600,10 @@ def _check_classes_pair(classes: object) -> tuple[int, int] | None:
         return None
     if (not isinstance(classes, Sequence) or len(classes) != 2
             or not all(isinstance(c, int) and not isinstance(c, bool) for c in classes)):
-        raise TypeError(f"classes: expected a pair of ints (a, b), got {classes!r}")
+        raise TypeError(f"pair: expected a pair of ints (a, b), got {classes!r}")
     a, b = classes
     if a < 0 or b < 0 or a == b:
-        raise ValueError(f"classes: expected two different non-negative classes, got {classes}")
+        raise ValueError(f"pair: expected two different non-negative classes, got {classes}")
     return a, b
 
 
@@ -625,7 +626,7 @@ def decision_grid_2d(
     ylim: tuple[float, float] = (0.0, 1.0),
     resolution: int | tuple[int, int] = 200,
     *,
-    classes: tuple[int, int] | None = None,
+    pair: tuple[int, int] | None = None,
     batch_size: int = 65536,
 ) -> Grid2D:
     """Evaluate a model of 2-D inputs on a regular grid (for ``contour``/``contourf``).
@@ -635,7 +636,7 @@ def decision_grid_2d(
     model: a classifier of inputs (M, 2).
     xlim, ylim: the grid's extent.
     resolution: points per axis (int or ``(nx, ny)``).
-    classes: ``(a, b)`` for the margin ``f_a - f_b``; needed when the model has
+    pair: ``(a, b)`` for the margin ``f_a - f_b``; needed when the model has
         more than 2 outputs.
     batch_size: grid points per forward pass.
 
@@ -647,7 +648,7 @@ def decision_grid_2d(
     x0, x1 = _interval(xlim, "xlim")
     y0, y1 = _interval(ylim, "ylim")
     nx, ny = _resolution(resolution, 2)
-    pair = _check_classes_pair(classes)
+    pair = _check_classes_pair(pair)
     check_int(batch_size, "batch_size", 1)
     dtype = _working_dtype(model, torch.float32)
     dev = module_device(model)
@@ -682,7 +683,7 @@ def decision_surface_3d(
     bounds: Sequence[tuple[float, float]] | tuple[float, float] = (0.0, 1.0),
     resolution: int | tuple[int, int, int] = 40,
     *,
-    classes: tuple[int, int] | None = None,
+    pair: tuple[int, int] | None = None,
     batch_size: int = 65536,
 ) -> Surface3D:
     """Evaluate a model of 3-D inputs on a grid and extract its decision surface.
@@ -692,7 +693,7 @@ def decision_surface_3d(
     model: a classifier of inputs (M, 3).
     bounds: ``(low, high)`` for all axes or one pair per axis.
     resolution: points per axis (int or three ints).
-    classes: ``(a, b)`` for the margin ``f_a - f_b`` whose zero level set is
+    pair: ``(a, b)`` for the margin ``f_a - f_b`` whose zero level set is
         extracted (default ``f_1 - f_0``; required for more than 2 outputs).
     batch_size: grid points per forward pass.
 
@@ -707,7 +708,7 @@ def decision_surface_3d(
     else:
         lims = [_interval(bounds, "bounds")] * 3
     res = _resolution(resolution, 3)
-    pair = _check_classes_pair(classes)
+    pair = _check_classes_pair(pair)
     check_int(batch_size, "batch_size", 1)
     dtype = _working_dtype(model, torch.float32)
     dev = module_device(model)

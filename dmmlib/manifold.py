@@ -22,6 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._validate import (
+    as_generator,
     check_basis,
     check_images,
     check_int,
@@ -74,8 +75,8 @@ def _check_latent(latent_dim: int, d: int) -> None:
 class MLPAutoencoder(nn.Module):
     """Fully connected autoencoder with a k-dimensional code.
 
-    ``encoder`` maps inputs (N, *input_shape) in [0, 1] to codes (N, k);
-    ``decoder`` maps codes back to (N, *input_shape) through a sigmoid, so its
+    ``encoder`` maps inputs ``(N, *input_shape)`` in [0, 1] to codes (N, k);
+    ``decoder`` maps codes back to ``(N, *input_shape)`` through a sigmoid, so its
     image (the learned manifold) lies in the unit box.
 
     Parameters
@@ -389,14 +390,14 @@ class Split(NamedTuple):
     off_fraction: torch.Tensor
 
 
-def split_on_off_manifold(v: torch.Tensor, U: torch.Tensor) -> Split:
+def split_on_off_manifold(v: torch.Tensor, basis: torch.Tensor) -> Split:
     """Split vectors into their projection on a tangent space and the rest.
 
     Parameters
     ----------
     v: vectors (N, ...) (e.g. adversarial perturbations or gradients); each is
         flattened to D = v[0].numel() entries.
-    U: orthonormal bases (N, D, k) of the tangent spaces (see
+    basis: orthonormal bases ``U`` (N, D, k) of the tangent spaces (see
         :func:`tangent_basis`, or a synthetic manifold's ``tangent``).
 
     Returns
@@ -405,9 +406,10 @@ def split_on_off_manifold(v: torch.Tensor, U: torch.Tensor) -> Split:
     ``off = v - on``, computed in the promoted dtype of ``v`` and ``U``.
     """
     vt = check_tensor(v, "v", min_ndim=2)
-    if isinstance(U, torch.Tensor) and U.device != vt.device:
-        raise ValueError(f"U: is on {U.device} but v is on {vt.device}; move one of them")
-    Ut = check_basis(U, vt, "U")
+    if isinstance(basis, torch.Tensor) and basis.device != vt.device:
+        raise ValueError(f"basis: is on {basis.device} but v is on {vt.device}; "
+                         "move one of them")
+    Ut = check_basis(basis, vt, "basis")
     dtype = torch.promote_types(vt.dtype, Ut.dtype)
     flat = vt.reshape(vt.shape[0], -1).to(dtype)
     Ud = Ut.to(dtype)
@@ -422,25 +424,26 @@ def split_on_off_manifold(v: torch.Tensor, U: torch.Tensor) -> Split:
     return Split(on.reshape(vt.shape), off.reshape(vt.shape), on_frac, off_frac)
 
 
-def random_orthonormal_basis(N: int, n: int, k: int, generator: torch.Generator | None = None,
+def random_orthonormal_basis(N: int, n: int, k: int,
+                             seed: int | torch.Generator | None = None,
                              *, dtype: torch.dtype = torch.float32,
                              device: torch.device | str | None = None) -> torch.Tensor:
     """N independent uniformly random orthonormal k-frames in R^n, shape (N, n, k).
 
     QR of Gaussian matrices, with the signs of R's diagonal absorbed so the
-    distribution is the uniform (Haar) one. Drawn on the CPU with ``generator``
-    (reproducible across devices) and moved to ``device``.
+    distribution is the uniform (Haar) one. Drawn on the CPU (reproducible
+    across devices) and moved to ``device``; ``seed`` is an int, a CPU
+    :class:`torch.Generator` or ``None`` (the global RNG).
     """
     check_int(N, "N", 1)
     check_int(n, "n", 1)
     check_int(k, "k", 1)
     if k > n:
         raise ValueError(f"k: must be <= n={n}, got {k}")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator: expected a torch.Generator, got {type(generator).__name__}")
+    gen = as_generator(seed, "cpu")
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype: expected torch.float32 or torch.float64, got {dtype!r}")
-    g = torch.randn(N, n, k, generator=generator, dtype=torch.float64)
+    g = torch.randn(N, n, k, generator=gen, dtype=torch.float64)
     q, r = torch.linalg.qr(g, mode="reduced")
     d = torch.diagonal(r, dim1=1, dim2=2)
     q = q * torch.where(d < 0, -1.0, 1.0).unsqueeze(1)
@@ -448,18 +451,19 @@ def random_orthonormal_basis(N: int, n: int, k: int, generator: torch.Generator 
 
 
 def random_subspace_fractions(v: torch.Tensor, k: int,
-                              generator: torch.Generator | None = None) -> Split:
+                              seed: int | torch.Generator | None = None) -> Split:
     """:func:`split_on_off_manifold` of ``v`` against random k-subspaces (one per sample).
 
     The baseline for on/off fractions: a random k-subspace of R^D captures on
-    average a norm fraction of about sqrt(k / D) of any vector.
+    average a norm fraction of about sqrt(k / D) of any vector. ``seed``: an
+    int, a CPU :class:`torch.Generator` or ``None`` (the global RNG).
     """
     vt = check_tensor(v, "v", min_ndim=2)
     check_int(k, "k", 1)
     d = vt[0].numel()
     if k > d:
         raise ValueError(f"k: must be <= D={d} (the size of one vector), got {k}")
-    U = random_orthonormal_basis(vt.shape[0], d, k, generator,
+    U = random_orthonormal_basis(vt.shape[0], d, k, seed,
                                  dtype=torch.float64 if vt.dtype == torch.float64
                                  else torch.float32, device=vt.device)
     return split_on_off_manifold(vt, U)
@@ -482,22 +486,22 @@ class SubspaceBaseline(NamedTuple):
 
 
 def random_subspace_baseline(n: int, k: int, *, n_samples: int = 10_000,
-                             generator: torch.Generator | None = None) -> SubspaceBaseline:
+                             seed: int | torch.Generator | None = None) -> SubspaceBaseline:
     """How much of a vector a random k-subspace of R^n captures, in theory and by sampling.
 
     By rotational invariance, the fraction captured from a fixed unit vector by
     a uniformly random k-subspace is distributed like the norm of the first k
     coordinates of a uniformly random unit vector, which is what is sampled
-    (O(n) per draw, no QR).
+    (O(n) per draw, no QR). ``seed``: an int, a CPU :class:`torch.Generator`
+    or ``None`` (the global RNG).
     """
     check_int(n, "n", 1)
     check_int(k, "k", 1)
     check_int(n_samples, "n_samples", 2)
     if k > n:
         raise ValueError(f"k: must be <= n={n}, got {k}")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator: expected a torch.Generator, got {type(generator).__name__}")
-    g = torch.randn(n_samples, n, generator=generator, dtype=torch.float64)
+    gen = as_generator(seed, "cpu")
+    g = torch.randn(n_samples, n, generator=gen, dtype=torch.float64)
     norm2 = (g * g).sum(1)
     on = ((g[:, :k] ** 2).sum(1) / norm2).sqrt()
     off = ((g[:, k:] ** 2).sum(1) / norm2).sqrt()

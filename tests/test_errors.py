@@ -154,7 +154,7 @@ CASES = [
     ("type", "fit-ae-not-module", lambda c: manifold.fit_autoencoder("ae", c["x"]), TypeError,
      r"^ae: expected an nn\.Module"),
     ("type", "normal-classes-list", lambda c: geometry.boundary_normal(c["m"], c["x"], [0, 1]),
-     TypeError, r"^classes: expected a tensor"),
+     TypeError, r"^y: expected a tensor"),
     ("type", "get-device-int", lambda c: device.get_device(0), TypeError,
      r"^prefer: expected a device name \(str\), got int"),
     ("type", "seed-str", lambda c: device.seed_everything("1"), TypeError,
@@ -269,7 +269,7 @@ CASES = [
      r"^y: labels must lie in \[0, 3\)"),
     ("label-range", "normal-classes-5", lambda c: geometry.boundary_normal(
         c["m"], c["x"], torch.tensor([0, 1, 2, 0, 5])), ValueError,
-     r"^classes: labels must lie in \[0, 3\)"),
+     r"^y: labels must lie in \[0, 3\)"),
     ("label-range", "lbfgs-targeted-9", lambda c: A.lbfgs(
         c["m"], c["x"], torch.full((5,), 9), targeted=True), ValueError,
      r"^y: labels must lie in \[0, 3\)"),
@@ -306,7 +306,7 @@ CASES = [
     ("finite", "split-v-nan", lambda c: manifold.split_on_off_manifold(c["x"] * N, c["U"]),
      ValueError, r"^v: contains NaN"),
     ("finite", "basis-nan", lambda c: manifold.split_on_off_manifold(c["x"], c["U"] * N),
-     ValueError, r"^U: contains NaN"),
+     ValueError, r"^basis: contains NaN"),
     ("finite", "codes-inf", lambda c: manifold.tangent_basis(nn.Linear(2, 4),
                                                               torch.full((2, 2), INF)),
      ValueError, r"^z: contains NaN"),
@@ -434,14 +434,14 @@ CASES = [
                                                    basis=c["U"][:2]), ValueError,
      r"^basis: expected shape \(5, 4, k\)"),
     ("basis-shape", "split-U-2d", lambda c: manifold.split_on_off_manifold(c["x"], c["U"][0]),
-     ValueError, r"^U: expected at least 3 dimension"),
+     ValueError, r"^basis: expected at least 3 dimension"),
     ("basis-shape", "dimple-U-D", lambda c: geometry.dimple_depth(
         c["m"], c["x"], c["y"], torch.ones(5, 3, 1) / math.sqrt(3)), ValueError,
-     r"^U: expected shape \(5, 4, k\)"),
+     r"^basis: expected shape \(5, 4, k\)"),
     ("basis-shape", "clinging-U-N", lambda c: geometry.clinging(c["x"], c["U"][:3]),
-     ValueError, r"^U: expected shape \(5, 4, k\)"),
+     ValueError, r"^basis: expected shape \(5, 4, k\)"),
     ("basis-shape", "recorder-U", lambda c: geometry.GeometryRecorder(
-        c["x"], c["y"], c["U"][:, :3]), ValueError, r"^U: expected shape \(5, 4, k\)"),
+        c["x"], c["y"], c["U"][:, :3]), ValueError, r"^basis: expected shape \(5, 4, k\)"),
     ("basis-shape", "pgd-complement-without-subspace", lambda c: A.pgd(
         c["m"], c["x"], c["y"], 0.1, complement=True), ValueError,
      r"^complement: needs a subspace"),
@@ -452,9 +452,10 @@ CASES = [
                  r"orthonormalise with torch\.linalg\.qr"),
     ("basis-ortho", "split-U-scaled", lambda c: manifold.split_on_off_manifold(c["x"],
                                                                               2 * c["U"]),
-     ValueError, r"^U: columns are not orthonormal"),
+     ValueError, r"^basis: columns are not orthonormal"),
     ("basis-ortho", "dimple-U-skewed", lambda c: geometry.dimple_depth(
-        c["m"], c["x"], c["y"], c["U"] + 0.01), ValueError, r"^U: columns are not orthonormal"),
+        c["m"], c["x"], c["y"], c["U"] + 0.01), ValueError,
+     r"^basis: columns are not orthonormal"),
     ("basis-ortho", "angles-A", lambda c: manifold.principal_angles(c["U"] * 3, c["U"]),
      ValueError, r"^A: columns are not orthonormal"),
     ("basis-ortho", "angles-B-too-wide", lambda c: manifold.principal_angles(
@@ -478,7 +479,7 @@ CASES = [
         nn.Linear(2, 4).to("meta"), torch.zeros(3, 2)), ValueError, r"^z: is on cpu"),
     ("device", "split-U-meta", lambda c: manifold.split_on_off_manifold(c["x"],
                                                                        c["U"].to("meta")),
-     ValueError, r"^U: is on meta but v is on cpu; move one of them"),
+     ValueError, r"^basis: is on meta but v is on cpu; move one of them"),
     ("device", "angles-B-meta", lambda c: manifold.principal_angles(c["U"], c["U"].to("meta")),
      ValueError, r"^B: is on meta but A is on cpu"),
     ("device", "unknown-device", lambda c: device.get_device("tpu"), ValueError,
@@ -592,7 +593,7 @@ CASES = [
      r"^W1: shape \(2, 3, 5\) differs from W0's \(2, 3, 4\)"),
     ("rank", "orthogonal-drift-U", lambda c: phases.orthogonal_drift(
         torch.rand(3, 4), torch.rand(3, 4), torch.eye(3, 2)), ValueError,
-     r"^U: expected shape \(4, k\), got \(3, 2\)"),
+     r"^basis: expected shape \(4, k\), got \(3, 2\)"),
     ("rank", "detect-phases-lengths", lambda c: phases.detect_phases(
         torch.arange(3), torch.tensor([False, True]), torch.tensor([0.1, 0.5, 0.9])),
      ValueError, r"^step, clings, accuracy: expected 1-D curves of one length"),
@@ -723,8 +724,8 @@ CASES = [
     ("box", "targeted-x-255", lambda c: transfer.targeted_examples(
         c["m"], c["x"] * 255, c["y"], eps=0.5, steps=2), ValueError,
      r"^x: pixels must lie in \[0, 1\]"),
-    ("box", "minimal-l2-x-2", lambda c: A.minimal_l2(
-        c["m"], c["x"] + 1, c["y"]), ValueError, r"^x: pixels must lie in \[0, 1\]"),
+    ("box", "minimal-l2-no-box-x-2", lambda c: A.minimal_l2(  # box=False: x itself still in it
+        c["m"], c["x"] + 1, c["y"], box=False), ValueError, r"^x: pixels must lie in \[0, 1\]"),
     ("box", "onoff-x-255", lambda c: natural.onoff_experiment(
         c["m"], _ae(), c["x"] * 255, c["y"], pgd_eps=0.5, pgd_steps=2, attack_steps=2),
      ValueError, r"^x: pixels must lie in \[0, 1\]"),
@@ -785,26 +786,26 @@ CASES = [
         c["m"], c["x"], c["y"], n_classes=1), ValueError, r"^n_classes: must be >= 2, got 1"),
     ("basis-shape", "alignment-U-D", lambda c: transfer.gradient_alignment(
         c["x"], c["x"], torch.eye(3, 2).expand(5, 3, 2)), ValueError,
-     r"^U: expected shape \(5, 4, k\) for x of shape \(5, 4\), got \(5, 3, 2\)"),
-    ("basis-shape", "linearity-subspace-N", lambda c: linearity.linearity_profile(
-        c["m"], c["x"], c["y"], subspace=c["U"][:2]), ValueError,
-     r"^subspace: expected shape \(5, 4, k\)"),
+     r"^basis: expected shape \(5, 4, k\) for x of shape \(5, 4\), got \(5, 3, 2\)"),
+    ("basis-shape", "linearity-basis-N", lambda c: linearity.linearity_profile(
+        c["m"], c["x"], c["y"], basis=c["U"][:2]), ValueError,
+     r"^basis: expected shape \(5, 4, k\)"),
     ("basis-shape", "minimal-l2-basis-N", lambda c: A.minimal_l2(
         c["m"], c["x"], c["y"], basis=c["U"][:3]), ValueError,
      r"^basis: expected shape \(5, 4, k\)"),
     ("basis-shape", "minimal-l2-complement", lambda c: A.minimal_l2(
         c["m"], c["x"], c["y"], complement=True), ValueError, r"^complement: needs a subspace"),
     ("basis-ortho", "alignment-U-scaled", lambda c: transfer.gradient_alignment(
-        c["x"], c["x"], 2 * c["U"]), ValueError, r"^U: columns are not orthonormal"),
-    ("basis-ortho", "linearity-subspace-ones", lambda c: linearity.linearity_profile(
-        c["m"], c["x"], c["y"], subspace=torch.ones(5, 4, 2)), ValueError,
-     r"^subspace: columns are not orthonormal"),
+        c["x"], c["x"], 2 * c["U"]), ValueError, r"^basis: columns are not orthonormal"),
+    ("basis-ortho", "linearity-basis-ones", lambda c: linearity.linearity_profile(
+        c["m"], c["x"], c["y"], basis=torch.ones(5, 4, 2)), ValueError,
+     r"^basis: columns are not orthonormal"),
     ("basis-ortho", "minimal-l2-basis-skewed", lambda c: A.minimal_l2(
         c["m"], c["x"], c["y"], basis=c["U"] + 0.1), ValueError,
      r"^basis: columns are not orthonormal"),
     ("basis-ortho", "orthogonal-drift-U-ones", lambda c: phases.orthogonal_drift(
         torch.rand(3, 4), torch.rand(3, 4), torch.ones(4, 2)), ValueError,
-     r"^U: columns are not orthonormal"),
+     r"^basis: columns are not orthonormal"),
     ("latent", "image-autoencoder-latent", lambda c: natural.image_autoencoder((1, 2, 2), 5),
      ValueError, r"^latent_dim: a code of size 5 is larger than the input dimension D=4"),
     ("latent", "conv-image-autoencoder-latent", lambda c: natural.image_autoencoder(
@@ -832,8 +833,8 @@ CASES = [
      TypeError, r"^ae: expected a torch\.nn\.Module, got str"),
     ("type", "decode-samples-ae-linear", lambda c: natural.decode_gaussian_samples(
         nn.Linear(4, 4), c["x"], 3), TypeError, r"^ae: expected an autoencoder with \.encoder"),
-    ("type", "random-directions-generator-int", lambda c: intriguing.random_directions(
-        4, 2, generator=0), TypeError, r"^generator: expected a torch\.Generator or None"),
+    ("type", "random-directions-seed-str", lambda c: intriguing.random_directions(
+        4, 2, seed="0"), TypeError, r"^seed: expected an int, a torch\.Generator or None"),
     ("type", "boundary-gap-x-range", lambda c: phases.boundary_gap_2d(
         geometry.decision_grid_2d(_model2(), resolution=4), 0.5, x_range=0.5), TypeError,
      r"^x_range: expected a pair \(low, high\)"),
@@ -968,7 +969,7 @@ def test_data_on_another_device_than_the_model_on_a_real_gpu():
     with pytest.raises(ValueError, match=r"^z: is on cpu but the decoder is on cuda"):
         manifold.tangent_basis(dec, torch.zeros(3, 2))
     U, _ = torch.linalg.qr(torch.randn(3, 4, 2))
-    with pytest.raises(ValueError, match=r"^U: is on cuda:0 but v is on cpu"):
+    with pytest.raises(ValueError, match=r"^basis: is on cuda:0 but v is on cpu"):
         manifold.split_on_off_manifold(torch.rand(3, 4), U.cuda())
     # attacks move the data to the model's device and bring the result back
     model = _model().cuda()

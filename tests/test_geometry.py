@@ -246,9 +246,9 @@ def test_decision_grid_2d_linear() -> None:
     assert torch.allclose(grid.margin.reshape(-1), logits[:, 1] - logits[:, 0])
     assert torch.equal(grid.pred.reshape(-1), logits.argmax(1))
     three = Affine(2, 3)
-    with pytest.raises(ValueError, match="classes"):
+    with pytest.raises(ValueError, match="pair"):
         G.decision_grid_2d(three)
-    assert G.decision_grid_2d(three, resolution=4, classes=(2, 0)).margin.shape == (4, 4)
+    assert G.decision_grid_2d(three, resolution=4, pair=(2, 0)).margin.shape == (4, 4)
 
 
 def test_decision_surface_3d_plane_and_sphere() -> None:
@@ -290,16 +290,16 @@ def test_decision_surface_3d_plane_and_sphere() -> None:
                                       max_distance=0), ValueError, "max_distance"),
     (lambda m: G.boundary_point_along(m, torch.zeros(2, 3), torch.ones(2, 3), tol=-1),
      ValueError, "tol"),
-    (lambda m: G.boundary_normal(m, torch.zeros(2, 3), [0, 1]), TypeError, "classes"),
+    (lambda m: G.boundary_normal(m, torch.zeros(2, 3), [0, 1]), TypeError, "^y:"),
     (lambda m: G.boundary_normal(m, torch.zeros(2, 3), torch.tensor([[0, 0], [0, 1]])),
-     ValueError, "classes"),
+     ValueError, "^y:"),
     (lambda m: G.boundary_normal(m, torch.zeros(2, 3), torch.tensor([0, 5])),
-     ValueError, "classes"),
+     ValueError, "^y:"),
     (lambda m: G.dimple_depth(m, torch.zeros(2, 3), torch.tensor([0, 1]), torch.ones(2, 3, 1)),
-     ValueError, "U"),
+     ValueError, "^basis:"),
     (lambda m: G.nearest_boundary_point(m, torch.zeros(2, 3), torch.tensor([0, 1]),
                                         method="cw"), ValueError, "method"),
-    (lambda m: G.clinging(torch.ones(2, 3), torch.ones(3, 3, 1)), ValueError, "U"),
+    (lambda m: G.clinging(torch.ones(2, 3), torch.ones(3, 3, 1)), ValueError, "^basis:"),
     (lambda m: G.GeometryRecorder(torch.zeros(2, 3), torch.tensor([0, 1]),
                                   torch.eye(3, 1).expand(2, 3, 1), every=0), ValueError, "every"),
     (lambda m: G.decision_grid_2d(m, xlim=(1, 0)), ValueError, "xlim"),

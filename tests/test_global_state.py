@@ -281,7 +281,9 @@ _add("manifold.random_orthonormal_basis[global rng]",
 _add("manifold.random_subspace_fractions", lambda c: manifold.random_subspace_fractions(
     c.x, 3, c.g))
 _add("manifold.random_subspace_baseline", lambda c: manifold.random_subspace_baseline(
-    10, 3, n_samples=100, generator=c.g))
+    10, 3, n_samples=100, seed=c.g))
+_add("manifold.random_subspace_baseline[int seed]", lambda c: manifold.random_subspace_baseline(
+    10, 3, n_samples=100, seed=0))
 _add("manifold.principal_angles", lambda c: manifold.principal_angles(c.U, c.U[:, :, :2]))
 # --- models
 _add("models.Normalize", lambda c: models.Normalize([0.5], [0.25])(c.x))
@@ -375,8 +377,8 @@ def _(c: Ctx):
 _add("intriguing.rms_distortion", lambda c: intriguing.rms_distortion(c.x.flip(0), c.x))
 _add("intriguing.scale_to_distortion", lambda c: intriguing.scale_to_distortion(
     c.x, torch.ones_like(c.x), 0.05, iters=4))
-_add("intriguing.gaussian_noise", lambda c: intriguing.gaussian_noise(c.x, 0.1,
-                                                                      generator=c.g))
+_add("intriguing.gaussian_noise", lambda c: intriguing.gaussian_noise(c.x, 0.1, seed=c.g))
+_add("intriguing.gaussian_noise[int seed]", lambda c: intriguing.gaussian_noise(c.x, 0.1, seed=3))
 _add("intriguing.gaussian_noise[global rng]", lambda c: intriguing.gaussian_noise(c.x, 0.1),
      "rng")
 _add("intriguing.SparseAutoencoder", lambda c: intriguing.SparseAutoencoder(64, 4)(c.x),
@@ -393,8 +395,7 @@ _add("intriguing.transfer_matrix", lambda c: intriguing.transfer_matrix(
     {"clean": c.x, "flipped": c.x.flip(0)}, {"mlp": c.model}, c.y))
 _add("intriguing.layer_activations", lambda c: intriguing.layer_activations(
     c.model, c.model.net[1], c.x, batch_size=4))
-_add("intriguing.random_directions", lambda c: intriguing.random_directions(8, 3,
-                                                                            generator=c.g))
+_add("intriguing.random_directions", lambda c: intriguing.random_directions(8, 3, seed=c.g))
 _add("intriguing.random_directions[global rng]", lambda c: intriguing.random_directions(8, 3),
      "rng")
 _add("intriguing.top_activating", lambda c: intriguing.top_activating(
@@ -408,8 +409,8 @@ _add("linearity.margin_and_gradient", lambda c: linearity.margin_and_gradient(
     c.model, c.x, c.y))
 _add("linearity.linearity_profile", lambda c: linearity.linearity_profile(
     c.model, c.x, c.y, n_points=5))
-_add("linearity.linearity_profile[subspace]", lambda c: linearity.linearity_profile(
-    c.model, c.x, c.y, subspace=c.U, complement=True, n_points=5))
+_add("linearity.linearity_profile[basis]", lambda c: linearity.linearity_profile(
+    c.model, c.x, c.y, basis=c.U, complement=True, n_points=5))
 
 
 # --- natural

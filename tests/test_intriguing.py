@@ -42,7 +42,7 @@ def test_scale_to_distortion_hits_the_target_after_clipping():
 
 def test_gaussian_noise_has_the_requested_spread_and_stays_in_the_box():
     x = torch.full((4, 1, 20, 20), 0.5)
-    out = I.gaussian_noise(x, 0.1, generator=torch.Generator().manual_seed(1))
+    out = I.gaussian_noise(x, 0.1, seed=torch.Generator().manual_seed(1))
     assert out.min() >= 0 and out.max() <= 1
     assert abs(float((out - x).std()) - 0.1) < 0.01
     assert torch.equal(I.gaussian_noise(x, 0.0), x)
@@ -110,7 +110,7 @@ def test_units_and_random_directions():
     top = I.top_activating(acts, torch.eye(8), k=3)
     assert top.shape == (8, 3)
     assert torch.equal(acts[top[:, 0], torch.arange(8)], acts.amax(0))
-    dirs = I.random_directions(8, 5, generator=torch.Generator().manual_seed(0))
+    dirs = I.random_directions(8, 5, seed=torch.Generator().manual_seed(0))
     assert dirs.shape == (5, 8) and torch.allclose(dirs.norm(dim=1), torch.ones(5))
     assert I.top_activating(acts, dirs, k=4).shape == (5, 4)
     with pytest.raises(ValueError, match="submodule"):

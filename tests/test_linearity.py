@@ -72,7 +72,7 @@ def test_subspace_direction_and_invalid_samples() -> None:
         5, 12, 3, torch.Generator().manual_seed(0), dtype=torch.float64
     )
     for comp in (False, True):
-        p = linearity.linearity_profile(model, x, y, subspace=U, complement=comp)
+        p = linearity.linearity_profile(model, x, y, basis=U, complement=comp)
         assert math.isnan(float(p.crossing[0]))
         torch.testing.assert_close(p.crossing[1:], torch.ones(4, dtype=torch.float64))
         w = (model.weight[1] - model.weight[0]).detach()

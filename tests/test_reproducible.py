@@ -123,7 +123,7 @@ def _digests(profile_name: str = "ci") -> dict[str, str]:
     out["split"] = _hash(manifold.split_on_off_manifold(x - A.fgsm(model, x, y, 0.1).x_adv,
                                                         manifold.tangent_basis_at(ae, x)))
     out["random_subspace_baseline"] = _hash(manifold.random_subspace_baseline(
-        64, 4, n_samples=1000, generator=torch.Generator().manual_seed(11)))
+        64, 4, n_samples=1000, seed=torch.Generator().manual_seed(11)))
     out["synthetic"] = _hash(synthetic.sphere_patch(5, 2, 50, seed=3).tangent,
                              synthetic.linear_subspace(6, 2, 40, labels="checkerboard",
                                                        seed=4).y,

@@ -29,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._validate import (
+    as_generator,
     check_images,
     check_int,
     check_labels,
@@ -123,12 +124,14 @@ def scale_to_distortion(x: torch.Tensor, direction: torch.Tensor, distortion: fl
 
 
 def gaussian_noise(x: torch.Tensor, sigma: float | torch.Tensor, *,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """``clip(x + sigma * N(0, I), 0, 1)``: the paper's Gaussian-noise control."""
+                   seed: int | torch.Generator | None = None) -> torch.Tensor:
+    """``clip(x + sigma * N(0, I), 0, 1)``: the paper's Gaussian-noise control.
+
+    ``seed``: an int (a private CPU generator), a :class:`torch.Generator`
+    (drawn on its device) or ``None`` (the global RNG, on ``x``'s device).
+    """
     x = check_images(x, "x")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator: expected a torch.Generator or None, got "
-                        f"{type(generator).__name__}")
+    generator = as_generator(seed)
     s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
     if not bool(torch.isfinite(s).all()) or bool((s < 0).any()):
         raise ValueError("sigma: must be finite and non-negative")
@@ -370,14 +373,15 @@ def layer_activations(model: nn.Module, layer: nn.Module, x: torch.Tensor,
     return torch.cat(out).to(x.device)
 
 
-def random_directions(width: int, count: int, *, generator: torch.Generator | None = None
+def random_directions(width: int, count: int, *, seed: int | torch.Generator | None = None
                       ) -> torch.Tensor:
-    """``count`` directions drawn uniformly from the unit sphere of R^width, shape (count, width)."""
+    """``count`` directions drawn uniformly from the unit sphere of R^width, shape (count, width).
+
+    ``seed``: an int, a CPU :class:`torch.Generator` or ``None`` (the global RNG).
+    """
     check_int(width, "width", 1)
     check_int(count, "count", 1)
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator: expected a torch.Generator or None, got "
-                        f"{type(generator).__name__}")
+    generator = as_generator(seed, "cpu")
     v = torch.randn(count, width, generator=generator)
     return v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
 

@@ -91,7 +91,7 @@ def linearity_profile(
     x: torch.Tensor,
     y: torch.Tensor,
     *,
-    subspace: torch.Tensor | None = None,
+    basis: torch.Tensor | None = None,
     complement: bool = False,
     s_max: float = 3.0,
     n_points: int = 61,
@@ -99,14 +99,14 @@ def linearity_profile(
     """The margin along the steepest descent direction (optionally within a subspace).
 
     The direction is ``u = -P g / ||P g||`` with ``g`` the margin gradient at
-    ``x`` and ``P`` the projection onto ``span(subspace)`` (or its complement,
+    ``x`` and ``P`` the projection onto ``span(basis)`` (or its complement,
     or the identity). Points are not clipped to [0, 1].
 
     Parameters
     ----------
     model, x, y: classifier, points (N, ...) and labels (N,).
-    subspace: orthonormal bases (N, D, k), e.g. tangent spaces; ``None``: all directions.
-    complement: use the orthogonal complement of ``span(subspace)``.
+    basis: orthonormal bases (N, D, k), e.g. tangent spaces; ``None``: all directions.
+    complement: use the orthogonal complement of ``span(basis)``.
     s_max: the line is followed up to ``s_max`` times the linear prediction.
     n_points: grid points on ``[0, s_max]``.
     """
@@ -117,14 +117,14 @@ def linearity_profile(
     yt = check_labels(y, xt, "y", output_size(model, xt))
     s_max = check_positive(s_max, "s_max")
     check_int(n_points, "n_points", 2)
-    if complement and subspace is None:
-        raise ValueError("complement: needs a subspace")
-    if subspace is not None:
-        check_basis(subspace, xt, "subspace")
+    if complement and basis is None:
+        raise ValueError("complement: needs a subspace (pass basis=U)")
+    if basis is not None:
+        check_basis(basis, xt, "basis")
     m, g = margin_and_gradient(model, xt, yt)
     flat = g.flatten(1).double()
-    if subspace is not None:
-        U = check_basis(subspace, xt, "subspace").to(flat.device, flat.dtype)
+    if basis is not None:
+        U = check_basis(basis, xt, "basis").to(flat.device, flat.dtype)
         inside = torch.einsum("ndk,nk->nd", U, torch.einsum("ndk,nd->nk", U, flat))
         flat = flat - inside if complement else inside
     slope = flat.norm(dim=1)

@@ -126,19 +126,19 @@ class EnsembleGeometry:
     A callback for :func:`dmmlib.ensemble.train_ensemble`: at the chosen steps
     (optimizer steps taken; call :meth:`initial` for step 0) it measures every
     member with its own :class:`~dmmlib.geometry.GeometryRecorder` at the
-    points ``x`` with labels ``y`` and tangent bases ``U``.
+    points ``x`` with labels ``y`` and tangent bases ``basis``.
     ``recorder_kwargs`` go to the recorders (``max_distance``, ``tol``,
     ``n_scan``, ``depth``).
 
     :meth:`history` returns the curves as tensors of shape (M, T).
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, U: torch.Tensor, at: Sequence[int],
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, basis: torch.Tensor, at: Sequence[int],
                  **recorder_kwargs: object) -> None:
         self.at = _check_steps(at)
-        self._args = (x, y, U)
+        self._args = (x, y, basis)
         self._kwargs = recorder_kwargs
-        GeometryRecorder(x, y, U, **recorder_kwargs)  # validate the arguments now
+        GeometryRecorder(x, y, basis, **recorder_kwargs)  # validate the arguments now
         self.recorders: list[GeometryRecorder] = []
 
     def _record(self, step: int, ens: Ensemble) -> None:
@@ -286,12 +286,12 @@ def boundary_gap_2d(grid: Grid2D, line_y: float = 0.5,
     return gap.min(0).values
 
 
-def orthogonal_drift(W0: torch.Tensor, W1: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
-    """How much the weights' component orthogonal to ``span(U)`` changed, per model.
+def orthogonal_drift(W0: torch.Tensor, W1: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """How much the weights' component orthogonal to ``span(basis)`` changed, per model.
 
     ``||(W1 - W0) P|| / ||W0 P||`` with ``P = I - U U^T`` (Frobenius norms),
     for first-layer weights of shape (M, width, n) or (width, n) and an
-    orthonormal basis ``U`` (n, k) of the space the inputs span. Plain
+    orthonormal ``basis`` ``U`` (n, k) of the space the inputs span. Plain
     gradient descent (and momentum) without weight decay leaves it at 0: every
     weight gradient ``delta x^T`` has its rows in the span of the inputs
     (Melamed, Yehudai & Vardi 2023).
@@ -300,10 +300,10 @@ def orthogonal_drift(W0: torch.Tensor, W1: torch.Tensor, U: torch.Tensor) -> tor
     b = check_tensor(W1, "W1", min_ndim=2)
     if a.shape != b.shape:
         raise ValueError(f"W1: shape {tuple(b.shape)} differs from W0's {tuple(a.shape)}")
-    u = check_tensor(U, "U", min_ndim=2)
+    u = check_tensor(basis, "basis", min_ndim=2)
     if u.ndim != 2 or u.shape[0] != a.shape[-1]:
-        raise ValueError(f"U: expected shape ({a.shape[-1]}, k), got {tuple(u.shape)}")
-    check_basis(u.unsqueeze(0), torch.zeros(1, u.shape[0], dtype=u.dtype), "U")
+        raise ValueError(f"basis: expected shape ({a.shape[-1]}, k), got {tuple(u.shape)}")
+    check_basis(u.unsqueeze(0), torch.zeros(1, u.shape[0], dtype=u.dtype), "basis")
     a64, b64, u64 = a.double(), b.double(), u.double()
     proj = torch.eye(u64.shape[0], dtype=torch.float64) - u64 @ u64.T
     flat = (lambda w: w.reshape(-1, *w.shape[-2:]))

@@ -20,7 +20,7 @@ three:
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -50,6 +50,8 @@ __all__ = [
     "equal_norm_noise",
     "random_targets",
     "targeted_examples",
+    "mislabelled_sets",
+    "train_on_relabelled",
 ]
 
 
@@ -117,21 +119,21 @@ class Alignment(NamedTuple):
 
 
 def gradient_alignment(
-    a: torch.Tensor, b: torch.Tensor, U: torch.Tensor | None = None
+    a: torch.Tensor, b: torch.Tensor, basis: torch.Tensor | None = None
 ) -> Alignment:
-    """Cosines between ``a`` and ``b``, and between their parts in and off ``span(U)``.
+    """Cosines between ``a`` and ``b``, and between their parts in and off ``span(basis)``.
 
-    ``U`` (N, D, k) holds orthonormal bases (tangent spaces); without it the
+    ``basis`` (N, D, k) holds orthonormal bases (tangent spaces); without it the
     ``on``/``off`` fields are NaN.
     """
     at = check_tensor(a, "a", min_ndim=2)
     bt = check_tensor(b, "b", min_ndim=2)
     if at.shape != bt.shape:
         raise ValueError(f"b: shape {tuple(bt.shape)} differs from a's {tuple(at.shape)}")
-    if U is not None:
-        Ut = check_basis(U, at, "U")
+    if basis is not None:
+        Ut = check_basis(basis, at, "basis")
     full = cosine_similarity(at, bt)
-    if U is None:
+    if basis is None:
         nan = torch.full_like(full, float("nan"))
         return Alignment(full, nan, nan)
     at = at.flatten(1)
@@ -224,3 +226,64 @@ def targeted_examples(
         advs.append(xa.to(xt.device))
         oks.append(ok.to(xt.device))
     return torch.cat(advs), torch.cat(oks)
+
+
+# ------------------------------------------------------------------ "Critics": Ilyas et al.
+def mislabelled_sets(model: nn.Module, untrained: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                     n_classes: int, *, eps: float, steps: int) -> dict[str, torch.Tensor]:
+    """The three relabelled training sets of the Ilyas et al. experiment, as in "Critics".
+
+    Every image gets a random target class (seed 0, never its own); (a) is
+    ``model``'s targeted L2 perturbation towards it, (b) a random
+    perturbation of the same length, (c) the untrained network's targeted
+    perturbation.
+
+    Returns
+    -------
+    dict
+        ``targets``, ``x_a``, ``x_b``, ``x_c`` and ``reached_a``/``reached_c``
+        (whether the targeted attacks reached their target).
+    """
+    targets = random_targets(y, n_classes, seed=0)
+    x_a, reached_a = targeted_examples(model, x, targets, eps=eps, steps=steps)
+    norms = (x_a - x).flatten(1).norm(dim=1)
+    x_b = equal_norm_noise(x, norms, seed=0)
+    x_c, reached_c = targeted_examples(untrained, x, targets, eps=eps, steps=steps)
+    return {"targets": targets, "x_a": x_a, "x_b": x_b, "x_c": x_c,
+            "reached_a": reached_a, "reached_c": reached_c}
+
+
+def train_on_relabelled(variants: dict[str, torch.Tensor], targets: torch.Tensor,
+                        train_set: Any, test_set: Any, *, epochs: int, seed: int = 3,
+                        name: str = "critics-mislabelled",
+                        device: torch.device | str | None = None) -> list[dict[str, Any]]:
+    """Train a fresh MLP on each relabelled set and test it on clean images with true labels.
+
+    Parameters
+    ----------
+    variants: label -> images (like ``train_set.x``), all labelled ``targets``.
+    train_set: the original training set (its classes name the new labels).
+    test_set: clean test images with their true labels.
+    epochs, seed: of :func:`dmmlib.experiments.natural.train_classifier_cached`.
+    name: cache name prefix; the i-th variant is cached as ``name-abc...[i]``.
+    device: where to train.
+
+    Returns
+    -------
+    list of dict
+        One row per variant: ``training set``, ``fits its own labels``,
+        ``clean test accuracy (true labels)``.
+    """
+    from ..data import ImageDataset
+    from ..train import accuracy
+    from .natural import train_classifier_cached
+
+    rows = []
+    for i, (label, xs) in enumerate(variants.items()):
+        relabelled = ImageDataset(xs, targets, train_set.classes, "relabelled", label)
+        net, _ = train_classifier_cached(relabelled, kind="mlp", seed=seed, epochs=epochs,
+                                         device=device, name=f"{name}-{'abcdefgh'[i]}")
+        rows.append({"training set": label,
+                     "fits its own labels": accuracy(net, relabelled),
+                     "clean test accuracy (true labels)": accuracy(net, test_set)})
+    return rows
