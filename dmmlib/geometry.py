@@ -590,12 +590,12 @@ def _grid_scores(model: nn.Module, pts: torch.Tensor, pair: tuple[int, int] | No
             if i == 0 and max(a, b) >= logits.shape[1]:
                 raise ValueError(f"pair: {pair} out of range for {logits.shape[1]} outputs")
             preds.append(logits.argmax(1))
-    """``pair=(a, b)``: two different non-negative class indices, or None."""
             margins.append(logits[:, a] - logits[:, b])
     return torch.cat(preds), torch.cat(margins)
 
 
 def _check_classes_pair(classes: object) -> tuple[int, int] | None:
+    """``pair=(a, b)``: two different non-negative class indices, or None."""
     if classes is None:
         return None
     if (not isinstance(classes, Sequence) or len(classes) != 2
