@@ -39,7 +39,7 @@ class Normalize(nn.Module):
 
 
 class MLP(nn.Module):
-    """Fully connected ReLU network: ``input -> hidden... -> n_classes``.
+    """Fully connected ReLU network: ``input -> hidden layers -> n_classes``.
 
     Parameters
     ----------

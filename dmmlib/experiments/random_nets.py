@@ -68,7 +68,7 @@ _DTYPES = (torch.float32, torch.float64)
 
 
 def relu_network(weights: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """One bias-free ReLU network: ``a . relu(W_L ... relu(W_1 x))``.
+    """One bias-free ReLU network: ``a @ relu(W_L (...) relu(W_1 x))``.
 
     ``weights`` holds the hidden matrices ``W_l`` stored transposed, shape
     (fan_in, fan_out), so a layer is ``x @ W`` (no transposed copy in the hot
