@@ -32,7 +32,6 @@ __all__ = [
     "check_callable",
     "output_size",
     "as_generator",
-    "renamed",
 ]
 
 
@@ -144,26 +143,6 @@ def as_generator(seed: object, device: torch.device | str | None = None,
     if seed < 0:
         raise ValueError(f"{name}: must be >= 0, got {seed}")
     return torch.Generator(device=dev if dev is not None else "cpu").manual_seed(seed)
-
-
-def renamed(kwargs: dict[str, object], old: str, new: str, value: object,
-            where: str, default: object = None) -> object:
-    """Pop a keyword argument's old name from ``kwargs`` (FutureWarning) and
-    return the value to use for ``new``; unknown keywords raise TypeError."""
-    import warnings
-
-    if old in kwargs:
-        if value is not default:
-            raise TypeError(f"{where}: got both {new!r} and its old name {old!r}")
-        warnings.warn(f"{where}: {old!r} was renamed {new!r} in dmmlib 0.3",
-                      FutureWarning, stacklevel=3)
-        value = kwargs.pop(old)
-    return value
-
-
-def no_more_kwargs(kwargs: dict[str, object], where: str) -> None:
-    if kwargs:
-        raise TypeError(f"{where}() got an unexpected keyword argument {next(iter(kwargs))!r}")
 
 
 def check_same_device(model: nn.Module, x: torch.Tensor, name: str = "x") -> None:

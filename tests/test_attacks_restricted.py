@@ -7,10 +7,14 @@ import warnings
 
 import pytest
 import torch
+from test_attacks_support import (
+    affine_problem,
+    digits_model_and_data,
+    l2,
+    single_thread,  # noqa: F401  (autouse fixture)
+)
 
 import dmmlib.attacks as A
-from test_attacks_support import single_thread  # noqa: F401  (autouse fixture)
-from test_attacks_support import affine_problem, digits_model_and_data, l2
 
 
 def _pca_basis(x: torch.Tensor, k: int) -> torch.Tensor:

@@ -28,12 +28,12 @@ that restricts the perturbation (``complement=True``: its orthogonal
 complement); ``seed`` an int, a :class:`torch.Generator` or ``None`` (the
 global RNG); ``progress`` a tqdm bar (``None`` follows ``$DMM_PROGRESS``).
 
-Changed in 0.3.0: ``return_success=`` is gone (every attack returns an
-:class:`AttackResult`); ``pgd(subspace=)`` is ``basis=``; ``lbfgs(target=,
-c_init=, search_steps=, seed=)`` is ``lbfgs(targeted=, c=,
-binary_search_steps=)`` with :func:`random_targets`; ``fgsm`` has
-``progress``; ``dmmlib.experiments.natural.minimal_l2_restricted`` is
-``minimal_l2(basis=, complement=, box=False, refine=12)``.
+Changed after 0.2.0: ``return_success=`` is gone (passing it is a TypeError;
+every attack returns an :class:`AttackResult`); ``pgd(subspace=)`` is
+``basis=``; ``lbfgs(target=, c_init=, search_steps=, seed=)`` is
+``lbfgs(targeted=, c=, binary_search_steps=)`` with :func:`random_targets`;
+``fgsm`` has ``progress``; ``dmmlib.experiments.natural.minimal_l2_restricted``
+is ``minimal_l2(basis=, complement=, box=False, method="fmn", refine=12)``.
 """
 
 from __future__ import annotations

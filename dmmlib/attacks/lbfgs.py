@@ -125,7 +125,7 @@ def lbfgs(
 
 def _lbfgs(model: nn.Module, x: torch.Tensor, target: torch.Tensor, c_init: float,
            searches: int, steps: int, history: int, progress: bool | None
-           ) -> tuple[torch.Tensor, torch.Tensor]:
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     n = x.shape[0]
     w0 = torch.atanh((2 * x - 1).clamp(-1 + 1e-6, 1 - 1e-6))
     log_c = torch.full((n,), math.log10(c_init), dtype=x.dtype, device=x.device)

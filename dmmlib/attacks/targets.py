@@ -11,7 +11,7 @@ __all__ = ["random_targets"]
 
 def random_targets(y: torch.Tensor, n_classes: int, *,
                    seed: int | torch.Generator | None = 0) -> torch.Tensor:
-    """A uniformly random class different from ``y[i]`` for every sample.
+    """Draw a uniformly random class different from ``y[i]`` for every sample.
 
     The targets of a targeted attack with random goals: pass them as ``y``
     with ``targeted=True`` (e.g. ``lbfgs(model, x, random_targets(y, 10),
