@@ -42,7 +42,7 @@ from ._validate import (
     output_size,
 )
 from .device import module_device
-from .ops import batch_view, eval_mode, margin, margin_and_grad, pair_margin
+from .ops import batch_view, eval_mode, margin, margin_and_grad, pair_margin, working_dtype
 from .manifold import split_on_off_manifold
 
 __all__ = [
@@ -61,6 +61,8 @@ __all__ = [
     "Surface3D",
     "decision_surface_3d",
     "level_set_mesh",
+    "DimpleProfile",
+    "dimple_profile",
 ]
 
 
@@ -69,13 +71,6 @@ def _check_model(model: object) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     return model
-
-
-def _working_dtype(model: nn.Module, fallback: torch.dtype) -> torch.dtype:
-    for t in itertools.chain(model.parameters(), model.buffers()):
-        if t.is_floating_point():
-            return t.dtype
-    return fallback
 
 
 def _points(x: object, name: str = "x") -> torch.Tensor:
@@ -87,7 +82,7 @@ def _points(x: object, name: str = "x") -> torch.Tensor:
 
 def _work(model: nn.Module, t: torch.Tensor) -> torch.Tensor:
     """A detached copy on the model's device and working dtype."""
-    return t.detach().to(device=module_device(model), dtype=_working_dtype(model, t.dtype))
+    return t.detach().to(device=module_device(model), dtype=working_dtype(model, t.dtype))
 
 
 @torch.no_grad()
@@ -650,7 +645,7 @@ def decision_grid_2d(
     nx, ny = _resolution(resolution, 2)
     pair = _check_classes_pair(pair)
     check_int(batch_size, "batch_size", 1)
-    dtype = _working_dtype(model, torch.float32)
+    dtype = working_dtype(model, torch.float32)
     dev = module_device(model)
     xs = torch.linspace(x0, x1, nx, dtype=dtype, device=dev)
     ys = torch.linspace(y0, y1, ny, dtype=dtype, device=dev)
@@ -710,7 +705,7 @@ def decision_surface_3d(
     res = _resolution(resolution, 3)
     pair = _check_classes_pair(pair)
     check_int(batch_size, "batch_size", 1)
-    dtype = _working_dtype(model, torch.float32)
+    dtype = working_dtype(model, torch.float32)
     dev = module_device(model)
     axes = tuple(torch.linspace(lo, hi, r, dtype=dtype, device=dev)
                  for (lo, hi), r in zip(lims, res))
@@ -771,3 +766,140 @@ def level_set_mesh(values: torch.Tensor, axes: Sequence[torch.Tensor] | None = N
               for d in range(3)]
     return (torch.from_numpy(np.stack(coords, 1)).double(),
             torch.from_numpy(faces.astype(np.int64)))
+
+
+# --------------------------------------------------------------------------- dimples
+class DimpleProfile(NamedTuple):
+    """The a-vs-b boundary as a height over the manifold, at probe points on it.
+
+    ``height`` (N,): signed off-manifold distance from each probe to the
+    boundary (positive on class ``a``'s side), searched along the
+    off-manifold part of the margin's gradient; ``found`` (N,): whether a
+    crossing was found within ``max_distance``; ``nearest`` (N,): distance
+    from each probe to the nearest training point; ``coords`` (N, k): the
+    probes' tangent coordinates; ``bend``: the share of the height's variance
+    that no affine function of the coordinates explains (0 for any
+    hyperplane boundary over a flat manifold, whatever its tilt);
+    ``locality``: Spearman correlation between the affine fit's absolute
+    residual and ``nearest`` (negative: the bending is concentrated at the
+    training points, as dimples are).
+    """
+
+    height: torch.Tensor
+    found: torch.Tensor
+    nearest: torch.Tensor
+    coords: torch.Tensor
+    bend: float
+    locality: float
+
+
+def _ranks(v: torch.Tensor) -> torch.Tensor:
+    return v.argsort().argsort().to(torch.float64)
+
+
+def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    ra, rb = _ranks(a), _ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    denom = float(ra.norm() * rb.norm())
+    return float((ra * rb).sum()) / denom if denom > 0 else 0.0
+
+
+def dimple_profile(
+    model: nn.Module,
+    probes: torch.Tensor,
+    basis: torch.Tensor,
+    train_x: torch.Tensor,
+    *,
+    pair: tuple[int, int] = (1, 0),
+    coords: torch.Tensor | None = None,
+    max_distance: float = 1.0,
+    tol: float = 1e-4,
+    n_scan: int = 32,
+    batch_size: int = 8192,
+) -> DimpleProfile:
+    """A dimple test that a tilted plane fails: does the boundary bend *locally* at the data?
+
+    Distances alone cannot tell a dimpled boundary from a hyperplane tilted
+    against the data (Tanay and Griffin 2016): both can lie closer to the
+    manifold off it than along it. What a dimple adds is curvature where the
+    training points are. This measures the boundary's height over the
+    manifold at ``probes`` (points on the manifold, near and between the
+    training points), fits an affine function of the tangent coordinates to
+    it, and reports how much is left (``bend``) and whether what is left
+    sits at the training points (``locality``). For a hyperplane over a flat
+    manifold the height is exactly affine, so ``bend`` is 0 up to ``tol``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A classifier returning logits.
+    probes : torch.Tensor
+        Points on the manifold, (N, D).
+    basis : torch.Tensor
+        Orthonormal tangent bases at the probes, (N, D, k).
+    train_x : torch.Tensor
+        The training points, (M, D).
+    pair : tuple of int
+        The boundary between classes ``a`` and ``b``: the margin ``z_a - z_b``.
+    coords : torch.Tensor, optional
+        The probes' coordinates on the manifold, (N, k); default ``U^T p``
+        with each probe's own basis (exact for a flat manifold).
+    max_distance, tol, n_scan, batch_size
+        As in :func:`boundary_point_along`.
+
+    Returns
+    -------
+    DimpleProfile
+        On the CPU, float64.
+    """
+    model = _check_model(model)
+    pt = _points(probes, "probes")
+    if pt.ndim != 2:
+        raise ValueError(f"probes: expected flat points (N, D), got {tuple(pt.shape)}")
+    Ut = check_basis(basis, pt, "basis")
+    tx = check_tensor(train_x, "train_x", min_ndim=2)
+    if tx.ndim != 2 or tx.shape[1] != pt.shape[1] or tx.shape[0] == 0:
+        raise ValueError(f"train_x: expected training points (M, {pt.shape[1]}), got "
+                         f"{tuple(tx.shape)}")
+    a, b = _check_classes_pair(pair) or (1, 0)
+    max_distance = check_positive(max_distance, "max_distance")
+    tol = check_positive(tol, "tol")
+    check_int(n_scan, "n_scan", 1)
+    check_int(batch_size, "batch_size", 1)
+    with eval_mode(model):
+        xw = _work(model, pt)
+        n_out = output_size(model, pt, "model")
+        if max(a, b) >= n_out:
+            raise ValueError(f"pair: must lie in [0, {n_out}) for a model with {n_out} "
+                             "outputs")
+        ya = torch.full((xw.shape[0],), a, device=xw.device, dtype=torch.long)
+        yb = torch.full_like(ya, b)
+        f, grad = margin_and_grad(model, xw, ya, yb)
+        split = split_on_off_manifold(grad, Ut.to(device=xw.device, dtype=xw.dtype))
+        side = torch.where(f >= 0, torch.ones_like(f), -torch.ones_like(f))
+        pred = torch.where(f >= 0, ya, yb)
+        dirs = -batch_view(side, split.off) * split.off
+        norm = dirs.flatten(1).norm(dim=1)
+        dirs = dirs / batch_view(torch.where(norm > 0, norm, torch.ones_like(norm)), dirs)
+        dist, found = _search_along(model, xw, dirs, pred, max_distance, tol, n_scan,
+                                    batch_size)
+    height = (side * dist).detach().cpu().double()
+    found = found.cpu()
+    nearest = torch.cdist(pt.detach().cpu().double(), tx.detach().cpu().double()).amin(1)
+    if coords is None:
+        c = torch.einsum("ndk,nd->nk", Ut.detach().cpu().double(), pt.detach().cpu().double())
+    else:
+        c = check_tensor(coords, "coords", min_ndim=2).detach().cpu().double()
+        if c.shape[0] != pt.shape[0] or c.ndim != 2:
+            raise ValueError(f"coords: expected ({pt.shape[0]}, k), got {tuple(c.shape)}")
+    bend, locality = float("nan"), float("nan")
+    ok = found
+    if int(ok.sum()) > c.shape[1] + 2:
+        design = torch.cat([c[ok], torch.ones(int(ok.sum()), 1, dtype=torch.float64)], 1)
+        h = height[ok]
+        coef = torch.linalg.lstsq(design, h[:, None]).solution
+        resid = h - (design @ coef).squeeze(1)
+        var = float(((h - h.mean()) ** 2).sum())
+        bend = float((resid ** 2).sum()) / var if var > 0 else 0.0
+        locality = _spearman(resid.abs(), nearest[ok])
+    return DimpleProfile(height, found, nearest, c, bend, locality)
