@@ -121,8 +121,9 @@ def check_int(value: object, name: str, minimum: int = 0) -> int:
 
 def as_generator(seed: object, device: torch.device | str | None = None,
                  name: str = "seed") -> torch.Generator | None:
-    """The book's one way to take randomness: ``seed`` is an int, a
-    :class:`torch.Generator` or ``None`` (the global RNG).
+    """The book's one way to take randomness, as a generator (or ``None``).
+
+    ``seed`` is an int, a :class:`torch.Generator` or ``None`` (the global RNG).
 
     An int gives a fresh generator on ``device`` seeded with it; a generator
     on ``device`` (or with ``device=None``) is returned as is, so the caller's

@@ -28,8 +28,8 @@ import os
 import tempfile
 import time
 import warnings
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -176,8 +176,11 @@ STALE_TEMPORARY_SECONDS = 3600.0
 
 
 def _remove_stale_temporaries(path: Path) -> None:
-    """Delete temporary files of ``path`` left by writers killed mid-write (SIGKILL, power
-    loss); recent ones may belong to a concurrent writer and are left alone."""
+    """Delete temporary files of ``path`` left by writers killed mid-write.
+
+    Such files stay after a SIGKILL or a power loss; recent ones may belong to
+    a concurrent writer and are left alone.
+    """
     now = time.time()
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         try:

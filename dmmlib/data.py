@@ -80,10 +80,12 @@ class ImageDataset:
 
     @property
     def n_classes(self) -> int:
+        """The number of classes."""
         return len(self.classes)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
+        """One image's shape ``(C, H, W)``."""
         c, h, w = self.x.shape[1:]
         return int(c), int(h), int(w)
 
@@ -95,6 +97,7 @@ class ImageDataset:
         return ImageDataset(self.x[:n], self.y[:n], self.classes, self.name, self.source)
 
     def to(self, device: torch.device | str) -> "ImageDataset":
+        """The same dataset with its tensors on ``device``."""
         return ImageDataset(
             self.x.to(device), self.y.to(device), self.classes, self.name, self.source
         )

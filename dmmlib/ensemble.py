@@ -79,6 +79,7 @@ class Ensemble:
 
     @property
     def device(self) -> torch.device:
+        """The device of the stacked parameters."""
         return next(iter(self.params.values())).device
 
     def functional(self, params: Params, buffers: Params, x: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,6 @@ in eval mode and restore every submodule's train/eval flag afterwards.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -42,8 +41,8 @@ from ._validate import (
     output_size,
 )
 from .device import module_device
-from .ops import batch_view, eval_mode, margin, margin_and_grad, pair_margin, working_dtype
 from .manifold import split_on_off_manifold
+from .ops import batch_view, eval_mode, margin, margin_and_grad, pair_margin, working_dtype
 
 __all__ = [
     "BoundarySearch",
@@ -504,6 +503,7 @@ class GeometryRecorder:
         self.per_point: list[dict[str, torch.Tensor]] = []
 
     def __call__(self, step: int, model: nn.Module | Any) -> None:
+        """Record at every ``every``-th step (the training callback's signature)."""
         if step % self.every == 0:
             self.record(model, step)
 
@@ -708,7 +708,7 @@ def decision_surface_3d(
     dtype = working_dtype(model, torch.float32)
     dev = module_device(model)
     axes = tuple(torch.linspace(lo, hi, r, dtype=dtype, device=dev)
-                 for (lo, hi), r in zip(lims, res))
+                 for (lo, hi), r in zip(lims, res, strict=True))
     grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
     pred, margin = _grid_scores(model, grid, pair, batch_size)
     margin = margin.reshape(res).cpu()
@@ -817,7 +817,7 @@ def dimple_profile(
     n_scan: int = 32,
     batch_size: int = 8192,
 ) -> DimpleProfile:
-    """A dimple test that a tilted plane fails: does the boundary bend *locally* at the data?
+    """A dimple test that a tilted plane fails: does the boundary bend locally at the data.
 
     Distances alone cannot tell a dimpled boundary from a hyperplane tilted
     against the data (Tanay and Griffin 2016): both can lie closer to the

@@ -13,7 +13,6 @@ about sqrt(k / n) of any vector (:func:`random_subspace_baseline`).
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -97,18 +96,19 @@ class MLPAutoencoder(nn.Module):
         _check_latent(self.latent_dim, d)
         widths = [d, *hidden]
         enc: list[nn.Module] = [nn.Flatten()]
-        for a, b in zip(widths[:-1], widths[1:]):
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
             enc += [nn.Linear(a, b), nn.ReLU()]
         enc.append(nn.Linear(widths[-1], latent_dim))
         dec: list[nn.Module] = []
         rev = [latent_dim, *reversed(hidden)]
-        for a, b in zip(rev[:-1], rev[1:]):
+        for a, b in zip(rev[:-1], rev[1:], strict=True):
             dec += [nn.Linear(a, b), nn.ReLU()]
         dec += [nn.Linear(rev[-1], d), nn.Sigmoid(), nn.Unflatten(1, self.input_shape)]
         self.encoder = nn.Sequential(*enc)
         self.decoder = nn.Sequential(*dec)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct ``x``: ``decoder(encoder(x))``."""
         return self.decoder(self.encoder(x))
 
 
@@ -152,6 +152,7 @@ class ConvAutoencoder(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct ``x``: ``decoder(encoder(x))``."""
         return self.decoder(self.encoder(x))
 
 

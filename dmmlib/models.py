@@ -33,6 +33,7 @@ class Normalize(nn.Module):
         self.register_buffer("std", std_t)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - mean) / std`` per channel (one channel for flat inputs)."""
         if x.ndim == 2:  # flat inputs: a single channel
             return (x - self.mean.flatten()[0]) / self.std.flatten()[0]
         return (x - self.mean) / self.std
@@ -78,6 +79,7 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, classes) of inputs (N, ...) in [0, 1]."""
         x = x.flatten(1)
         if x.shape[1] != self.in_features:
             raise ValueError(
@@ -128,6 +130,7 @@ class SmallCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (N, classes) of images (N, C, H, W) in [0, 1]."""
         if x.ndim != 4:
             raise ValueError(f"x: expected shape (N, C, H, W), got {tuple(x.shape)}")
         return self.head(self.features(self.normalize(x)))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -190,7 +189,8 @@ def fit(
                 bar.update(1)
             history["loss"].append(float(total_loss) / n)
             history["train_acc"].append(float(correct) / n)
-            bar.set_postfix(loss=f"{history['loss'][-1]:.3f}", acc=f"{history['train_acc'][-1]:.3f}")
+            bar.set_postfix(loss=f"{history['loss'][-1]:.3f}",
+                            acc=f"{history['train_acc'][-1]:.3f}")
     return history
 
 
@@ -210,7 +210,9 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.
         model.eval()
         out = [model(x[i : i + batch_size].to(device=device, dtype=dtype)).argmax(1)
                for i in range(0, x.shape[0], batch_size)]
-    return torch.cat(out).to(x.device) if out else torch.empty(0, dtype=torch.int64, device=x.device)
+    if not out:
+        return torch.empty(0, dtype=torch.int64, device=x.device)
+    return torch.cat(out).to(x.device)
 
 
 def accuracy(model: nn.Module, data: Data, batch_size: int = 1024) -> float:
@@ -243,7 +245,8 @@ def train_cached(
 
     The key hashes the model's architecture and *initial* weights, the training
     data, every keyword passed on to :func:`fit`, ``extra_key`` and the source
-    of dmmlib (:func:`dmmlib.cache.cached_training`). A ``perturb`` hook cannot be hashed: describe it in ``extra_key``.
+    of dmmlib (:func:`dmmlib.cache.cached_training`). A ``perturb`` hook cannot
+    be hashed: describe it in ``extra_key``.
     A ``callback`` is refused: on a cache hit it would never be called. To
     cache what a callback records, wrap the whole recording run (training
     included) in :func:`dmmlib.cache.cached_result`.
