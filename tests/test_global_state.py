@@ -52,7 +52,7 @@ EXEMPT = {
     # result containers (NamedTuples): plain data
     "ilyas.MislabelledSet", "linearity.LinearityProfile", "attacks.AttackResult",
     "phases.Phases", "random_nets.Crossing", "random_nets.LogLogFit", "random_nets.OneStep",
-    "transfer.Alignment",
+    "transfer.Alignment", "nb.Setup",
 }
 # dmmlib.data re-exports dmmlib.synthetic: the same objects, checked once.
 ALIASES = {f"data.{n}": f"synthetic.{n}" for n in synthetic.__all__}
@@ -514,6 +514,53 @@ _add("transfer.equal_norm_noise", lambda c: transfer.equal_norm_noise(
 _add("transfer.random_targets", lambda c: transfer.random_targets(c.y, 10, seed=1))
 _add("transfer.targeted_examples", lambda c: transfer.targeted_examples(
     c.model, c.x, transfer.random_targets(c.y, 10), eps=0.5, steps=2, batch_size=4))
+# --- chapter setup, shared chapter settings, the old-model chapter's measurements
+_add("nb.setup", lambda c: (nb.setup(), nb.setup("trains longer", seed=1,
+                                                 sizes={"ci": {"k": 2, "n_attack": None},
+                                                        "cpu": {}, "gpu": {}})), "rng", "rc")
+_add("plot.seed_band[quantiles]", lambda c: plot.seed_band(
+    plt.subplots()[1], [0, 1], torch.rand(5, 2, generator=c.g), "#000000",
+    center="median", spread=(0.1, 0.9), marker="o"))
+_add("natural.adv_perturb", lambda c: natural.adv_perturb(c.model, c.x, c.y, steps=2))
+_add("natural.train_robust_classifier_cached", lambda c: [natural.train_robust_classifier_cached(
+    c.ds, epochs=1, steps=1) for _ in range(2)])
+_add("linearity.half_moons", lambda c: (linearity.half_moons(8, 0),
+                                        linearity.half_moons(8, 1, basis=torch.eye(4)[:, :2])))
+_add("linearity.nearest_other", lambda c: linearity.nearest_other(c.x, c.y, c.ds.x, c.ds.y))
+_add("linearity.knn_other", lambda c: linearity.knn_other(c.x, c.y, c.ds.x, c.ds.y, k=3))
+_add("linearity.nearest_adversarial", lambda c: linearity.nearest_adversarial(
+    c.model, c.x.flatten(1), c.y))
+_add("linearity.gaussian_task", lambda c: linearity.gaussian_task(4, 6, seed=0))
+_add("linearity.fgsm_flip_budget", lambda c: linearity.fgsm_flip_budget(
+    c.model, c.x.flatten(1), c.y, torch.randn(6, 64, generator=c.g), iters=3))
+_add("linearity.dimension_experiment", lambda c: linearity.dimension_experiment(
+    [2], n_train=8, n_test=6, seeds=1, steps=2, hidden=(4,)), "rng", "weights")
+_add("linearity.plane_experiment", lambda c: linearity.plane_experiment(
+    [2], n_train=40, n_test=20, seeds=1, steps=5, hidden=(8,)), "rng", "weights")
+_add("random_nets.sweep_dimension", lambda c: random_nets.sweep_dimension([4, 8], 8, 2, 4))
+_add("random_nets.sweep_width", lambda c: random_nets.sweep_width(8, [4, 8], 2, 4))
+_add("random_nets.sweep_bottleneck", lambda c: random_nets.sweep_bottleneck(8, 8, [2], 2, 4))
+_add("random_nets.sweep_depth", lambda c: random_nets.sweep_depth(8, 8, [1, 2], 2, 4))
+_add("phases.minimal_perturbations", lambda c: (
+    phases.minimal_perturbations(c.model, c.x, c.y, steps=3),
+    phases.minimal_perturbations(c.toy_model, c.toy.x[:4], c.toy.y[:4], steps=3,
+                                 tangent=c.toy.tangent[:4])))
+_add("phases.mean_class_distance", lambda c: phases.mean_class_distance(c.ds.x, c.ds.y))
+_add("phases.tininess_row", lambda c: phases.tininess_row(
+    "d", 1.0, torch.rand(6, generator=c.g), torch.ones(6, dtype=torch.bool),
+    torch.rand(6, generator=c.g), c.ds.x, c.ds.y))
+_add("transfer.mislabelled_sets", lambda c: transfer.mislabelled_sets(
+    c.model, c.model, c.x, c.y, 10, eps=0.5, steps=2))
+_add("transfer.train_on_relabelled", lambda c: transfer.train_on_relabelled(
+    {"a": c.ds.x, "b": c.ds.x.flip(0)}, c.ds.y, c.ds, c.ds, epochs=1))
+_add("intriguing.train_paper_mlp", lambda c: intriguing.train_paper_mlp(
+    "t", (4,), 1e-4, c.ds, mean=0.5, std=0.3, epochs=1, batch_size=8), "rng", "weights")
+_add("intriguing.train_ae400", lambda c: intriguing.train_ae400(
+    c.ds, epochs=1, ae_epochs=1, batch_size=8), "rng", "weights")
+_add("phases.scaled_mlp", lambda c: phases.scaled_mlp(3, 4, 2.0, 0), "rng")
+_add("phases.train_recorded", lambda c: phases.train_recorded(
+    [phases.scaled_mlp(3, 4, 1.0, s) for s in range(2)], (c.toy.x, c.toy.y),
+    phases.ParamSnapshots([0, 2]), epochs=2, lr=0.1), "rng")
 _add("validation-error", lambda c: pytest.raises(ValueError, A.pgd, c.model, c.x * 2, c.y, 0.1))
 
 COVERED_MODULES = ("attacks", "cache", "data", "device", "ensemble", "geometry", "ilyas",

@@ -185,10 +185,12 @@ def test_seeded_library_calls_do_not_depend_on_the_global_rng():
 
 
 def test_chapters_that_train_or_attack_set_their_seeds():
-    """CONTRIBUTING: chapters seed with dmmlib.device.seed_everything(...)."""
+    """CONTRIBUTING: chapters seed with dmmlib.device.seed_everything(...), which
+    dmmlib.book.nb.setup(...) calls."""
     random_work = re.compile(r"train_cached\(|\bfit\(|attacks\.|train_ensemble\(|"
                              r"fit_autoencoder")
     for chapter in sorted((ROOT / "book").glob("*.md")):
         text = chapter.read_text()
         if re.search(r"^kernelspec:", text, re.M) and random_work.search(text):
-            assert "seed_everything(" in text, f"{chapter.name} does not seed its run"
+            assert "seed_everything(" in text or "nb.setup(" in text, \
+                f"{chapter.name} does not seed its run"

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["glue", "in_colab", "static_figures", "explore", "profile_note"]
+__all__ = ["glue", "in_colab", "static_figures", "explore", "profile_note", "Setup", "setup"]
 
 
 def in_colab() -> bool:
@@ -137,3 +138,83 @@ def profile_note(profile: Any, device: Any, gpu_does: str) -> None:
         "*Runtime -> Change runtime type -> GPU* and run all cells again; set "
         "`DMM_PROFILE` to choose a profile by hand."
     ))
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a chapter's setup cell decided (see :func:`setup`).
+
+    Attributes
+    ----------
+    profile: the :class:`dmmlib.profiles.Profile` in use.
+    device: the ``torch.device`` experiments run on.
+    sizes: the chapter's own sizes for this profile (``{}`` when it has none).
+    key: ``{"dmmlib": version, "profile": name, **sizes}``, part of every cache key.
+    generator: a ``torch.Generator`` seeded with the chapter's seed.
+    """
+
+    profile: Any
+    device: Any
+    sizes: dict = field(default_factory=dict)
+    key: dict = field(default_factory=dict)
+    generator: Any = None
+
+
+def setup(chapter_note: str = "", seed: int = 0, threads: int | None = None,
+          sizes: Mapping[str, Mapping[str, Any]] | None = None) -> Setup:
+    """A chapter's setup in one call: style, profile, device, seed and the profile note.
+
+    Sets the book's figure style, picks the profile and device, seeds Python,
+    NumPy and PyTorch, and displays one line (dmmlib version, profile, device)
+    followed, when ``chapter_note`` is given, by :func:`profile_note`.
+
+    Parameters
+    ----------
+    chapter_note: what the GPU profile changes in this chapter (a phrase that
+        completes "with CUDA present the ``gpu`` profile ..."); empty: no note.
+    seed: the seed passed to :func:`dmmlib.device.seed_everything`.
+    threads: when given, ``torch.set_num_threads(threads)`` (small networks run
+        faster on one thread).
+    sizes: the chapter's sizes, one dict per profile name; a value ``None``
+        takes the profile's field of the same name (e.g. ``n_attack``).
+
+    Returns
+    -------
+    Setup
+        ``.profile``, ``.device``, ``.sizes``, ``.key`` and ``.generator``.
+
+    Raises
+    ------
+    KeyError
+        If ``sizes`` has no entry for the profile in use.
+    """
+    import torch
+    from IPython.display import Pretty, display
+
+    import dmmlib
+    from dmmlib import device as _device
+    from dmmlib import profiles as _profiles
+    from dmmlib.book import plot
+
+    if threads is not None:
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise ValueError(f"threads: expected a positive int, got {threads!r}")
+    if not isinstance(chapter_note, str):
+        raise TypeError(f"chapter_note: expected a str, got {type(chapter_note).__name__}")
+    profile = _profiles.get_profile()
+    chosen: dict = {}
+    if sizes is not None:
+        if profile.name not in sizes:
+            raise KeyError(f"sizes: no entry for profile {profile.name!r}")
+        chosen = {k: (getattr(profile, k) if v is None else v)
+                  for k, v in sizes[profile.name].items()}
+    plot.set_style()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    dev = _device.get_device()
+    gen = _device.seed_everything(seed)
+    display(Pretty(f"dmmlib {dmmlib.__version__} | profile '{profile.name}' | device {dev}"))
+    if chapter_note:
+        profile_note(profile, dev, chapter_note)
+    key = {"dmmlib": dmmlib.__version__, "profile": profile.name, **chosen}
+    return Setup(profile=profile, device=dev, sizes=chosen, key=key, generator=gen)

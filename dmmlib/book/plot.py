@@ -8,6 +8,7 @@ with their norm in the title, and robustness curves.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import matplotlib as mpl
@@ -144,16 +145,44 @@ TOY_CLASS_COLORS = ("#0072B2", "#E69F00")
 
 def seed_band(ax: plt.Axes, x: Sequence[float] | np.ndarray | torch.Tensor,
               values: np.ndarray | torch.Tensor, color: str, label: str | None = None,
-              **line_kwargs: object) -> None:
-    """Mean over seeds (rows of ``values``, shape (S, T)) as a line, min-max as a band.
+              *, center: str = "mean", spread: str | tuple[float, float] = "range",
+              alpha: float = 0.2, linewidth: float = 0, **line_kwargs: object) -> None:
+    """A line over seeds (rows of ``values``, shape (S, T)) with a band for their spread.
+
+    The book's one "band over seeds" figure: each column of ``values`` holds
+    one value per seed (or per network, per image) at ``x[t]``.
+
+    Parameters
+    ----------
+    ax: the axes to draw on.
+    x: the T positions.
+    values: (S, T) values, or a (T,) line; NaNs are ignored.
+    color, label: of the line (the band has the line's colour).
+    center: ``"mean"`` or ``"median"`` over the rows.
+    spread: ``"range"`` (min to max over the rows) or a pair of quantiles such
+        as ``(0.1, 0.9)``.
+    alpha, linewidth: of the band (``linewidth=None``: matplotlib's default).
+    line_kwargs: passed to ``ax.plot`` (``marker``, ``ls``, ...).
     """
+    if center not in {"mean", "median"}:
+        raise ValueError(f"center: expected 'mean' or 'median', got {center!r}")
     v = values.detach().cpu().double().numpy() if isinstance(values, torch.Tensor) \
         else np.asarray(values, dtype=float)
     xs = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     v = np.atleast_2d(v)
-    ax.plot(xs, v.mean(0), color=color, label=label, **line_kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        mid = np.nanmean(v, 0) if center == "mean" else np.nanmedian(v, 0)
+        if isinstance(spread, str):
+            if spread != "range":
+                raise ValueError(f"spread: expected 'range' or two quantiles, got {spread!r}")
+            lo, hi = np.nanmin(v, 0), np.nanmax(v, 0)
+        else:
+            lo, hi = np.nanquantile(v, list(spread), axis=0)
     if v.shape[0] > 1:
-        ax.fill_between(xs, v.min(0), v.max(0), color=color, alpha=0.2, linewidth=0)
+        band_kwargs = {} if linewidth is None else {"linewidth": linewidth}
+        ax.fill_between(xs, lo, hi, color=color, alpha=alpha, **band_kwargs)
+    ax.plot(xs, mid, color=color, label=label, **line_kwargs)
 
 
 def decision_boundary_2d(ax: plt.Axes, grid: object, points: torch.Tensor,

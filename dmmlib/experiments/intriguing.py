@@ -57,6 +57,8 @@ __all__ = [
     "top_activating",
     "class_purity",
     "mixed_perturb",
+    "SIZES",
+    "train_paper_mlp", "train_ae400",
 ]
 
 
@@ -451,3 +453,72 @@ def mixed_perturb(attack: Callable[[nn.Module, torch.Tensor, torch.Tensor], torc
         return torch.cat([adv, xb[m:]])
 
     return perturb
+
+
+def train_paper_mlp(name: str, hidden: tuple[int, ...], weight_decay: float, dataset: Any, *,
+                    mean: float, std: float, epochs: int, batch_size: int, seed: int = 0,
+                    device: torch.device | str | None = None, **fit_kwargs: Any
+                    ) -> tuple[nn.Module, dict[str, Any]]:
+    """One of the paper's fully connected networks, trained (or loaded from the cache).
+
+    ``torch.manual_seed(seed)`` initialises it (the global RNG is reseeded),
+    then :func:`dmmlib.train.train_cached` trains it with Adam (lr 1e-3) under
+    the name ``intriguing-<name>``; ``fit_kwargs`` go to ``train_cached``.
+
+    Returns
+    -------
+    tuple
+        ``(model in eval mode, run)``.
+    """
+    from ..models import MLP
+    from ..train import train_cached
+
+    x0 = dataset[0] if isinstance(dataset, tuple) else dataset.x
+    torch.manual_seed(seed)
+    model = MLP(x0[0].numel(), hidden, n_classes=10, mean=mean, std=std).to(device)
+    run = train_cached(model, dataset, name=f"intriguing-{name}", epochs=epochs,
+                       batch_size=batch_size, lr=1e-3, weight_decay=weight_decay, seed=seed,
+                       **fit_kwargs)
+    return model.eval(), run
+
+
+def train_ae400(train_set: Any, *, epochs: int, ae_epochs: int, batch_size: int,
+                device: torch.device | str | None = None
+                ) -> tuple[SparseAutoencoder, nn.Module, dict[str, Any], dict[str, Any]]:
+    """The paper's AE400-10: a sparse autoencoder on the pixels, then softmax on its code.
+
+    The autoencoder (400 sigmoid units) learns without labels; the softmax
+    layer is trained on its frozen code. Both are cached; the global RNG is
+    reseeded (seed 0) before each initialisation.
+
+    Returns
+    -------
+    tuple
+        ``(autoencoder, classifier in eval mode, classifier run, autoencoder run)``.
+    """
+    from ..train import train_cached
+
+    n_pixels = train_set.x[0].numel()
+    torch.manual_seed(0)
+    autoencoder = SparseAutoencoder(n_pixels, 400).to(device)
+    ae_run = fit_sparse_autoencoder_cached(
+        autoencoder, train_set.x, name="intriguing-ae400", epochs=ae_epochs,
+        batch_size=batch_size, lr=3e-3, sparsity=0.1, target=0.05)
+    torch.manual_seed(0)
+    clf = AEClassifier(autoencoder.encoder, 400, 10).to(device)
+    run = train_cached(clf, train_set, name="intriguing-AE400-10", epochs=epochs,
+                       batch_size=batch_size, lr=1e-2, weight_decay=1e-4, seed=0)
+    return autoencoder, clf.eval(), run, ae_run
+
+
+#: Sizes of the chapter "Intriguing properties" beyond the profile's, per profile: the
+#: paper's small networks are cheap, so they train for more epochs than the profile's
+#: default. ``None`` takes the profile's field (``n_attack``).
+SIZES: dict[str, dict[str, Any]] = {
+    "ci":  dict(epochs=10, ae_epochs=8, n_attack=100, min_norm_steps=100, adv_steps=2,
+                top_k=8, purity_k=20, n_random=100),
+    "cpu": dict(epochs=20, ae_epochs=20, n_attack=None, min_norm_steps=200,
+                adv_steps=5, top_k=8, purity_k=20, n_random=200),
+    "gpu": dict(epochs=50, ae_epochs=50, n_attack=None, min_norm_steps=500,
+                adv_steps=10, top_k=8, purity_k=50, n_random=500),
+}

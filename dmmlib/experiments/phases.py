@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -52,6 +52,9 @@ __all__ = [
     "boundary_gap_2d",
     "orthogonal_drift",
     "wavy_checkerboard",
+    "CLINGING_SIZES", "EXPLAINS_SIZES",
+    "minimal_perturbations", "mean_class_distance", "tininess_row",
+    "scaled_mlp", "train_recorded",
 ]
 
 
@@ -377,3 +380,134 @@ def wavy_checkerboard(
             f"sin(2 pi {freq:g} x) sin(2 pi {freq:g} y) in R^3, {points_per_cell} point(s) "
             f"per cell{' (jittered)' if jitter else ''}")
     return ManifoldDataset(x.to(dtype), y, tangent.to(dtype), desc, xy.to(dtype))
+
+
+# ------------------------------------------------------------------ the chapters' networks
+def scaled_mlp(in_features: int, width: int, alpha: float, seed: int, *, mean: float = 0.5,
+               std: float = 0.5, n_classes: int = 2) -> nn.Module:
+    """The one-hidden-layer ReLU network of "Clinging and dimpling", initialised at scale ``alpha``.
+
+    ``torch.manual_seed(seed)`` (the global RNG is reseeded), a
+    :class:`dmmlib.models.MLP` of one hidden layer of ``width`` units, then
+    :func:`scale_init` by ``alpha``.
+    """
+    from ..models import MLP
+
+    torch.manual_seed(seed)
+    net = MLP(in_features, hidden=(width,), n_classes=n_classes, mean=mean, std=std)
+    return scale_init(net, alpha)
+
+
+def train_recorded(members: Sequence[nn.Module], data: tuple[torch.Tensor, torch.Tensor],
+                   recorder: Any, *, epochs: int, lr: float | Sequence[float],
+                   optimizer: str = "sgd", momentum: float = 0.0) -> Ensemble:
+    """Train ``members`` together (full batch) while ``recorder`` watches every step.
+
+    ``recorder`` is a :class:`ParamSnapshots` or an :class:`EnsembleGeometry`
+    (anything with ``initial(ensemble)`` and ``recorder(step, ensemble)``);
+    it sees the untrained ensemble first.
+
+    Returns
+    -------
+    Ensemble
+        The trained ensemble.
+    """
+    from ..ensemble import train_ensemble
+
+    ens = Ensemble.from_models(list(members))
+    recorder.initial(ens)
+    train_ensemble(ens, data, epochs=epochs, lr=lr, optimizer=optimizer, momentum=momentum,
+                   callback=recorder, progress=False)
+    return ens
+
+
+# ------------------------------------------------------------------ "what the DMM explains"
+def minimal_perturbations(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int,
+                          tangent: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """The smallest L2 perturbations that change ``model``'s decision at correct points.
+
+    :func:`dmmlib.attacks.minimal_l2` at ``(x, y)``; ``ok`` keeps the points
+    that were correctly classified and attacked successfully.
+
+    Parameters
+    ----------
+    model, x, y: the classifier and the points.
+    steps: iterations of the attack.
+    tangent: optional (N, n, k) tangent bases at ``x``: adds the fraction of
+        each perturbation that lies in the tangent space.
+
+    Returns
+    -------
+    dict
+        On the CPU: ``x_adv`` (like ``x``), ``norm`` (N,) L2 norms of
+        ``x_adv - x``, ``ok`` (N,) bool and, with ``tangent``, ``on_fraction``.
+    """
+    from ..attacks import minimal_l2
+    from ..manifold import split_on_off_manifold
+    from ..train import predict
+
+    res = minimal_l2(model, x, y, steps=steps, progress=False)
+    x_adv, success = res[0], res[1]
+    ok = success & (predict(model, x) == y.to(x.device))
+    out = {"x_adv": x_adv.cpu(), "ok": ok.cpu(), "norm": (x_adv - x).flatten(1).norm(dim=1).cpu()}
+    if tangent is not None:
+        out["on_fraction"] = split_on_off_manifold(x_adv - x, tangent).on_fraction.cpu()
+    return out
+
+
+def mean_class_distance(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean L2 distance between the class means of ``x`` (over pairs of distinct classes)."""
+    mu = torch.stack([x[y == c].flatten(1).mean(0) for c in y.unique()])
+    d = torch.cdist(mu, mu)
+    return float(d[~torch.eye(len(mu), dtype=torch.bool, device=d.device)].mean())
+
+
+def tininess_row(data: str, alpha: float, norm: torch.Tensor, ok: torch.Tensor,
+                 nearest_other: torch.Tensor, x_train: torch.Tensor, y_train: torch.Tensor
+                 ) -> dict[str, Any]:
+    """One row of the table "why the perturbations are tiny".
+
+    Parameters
+    ----------
+    data, alpha: the row's labels.
+    norm, ok: minimal perturbation norms and which of them count (see
+        :func:`minimal_perturbations`).
+    nearest_other: per point, the distance to the nearest training point of
+        another class.
+    x_train, y_train: the training set (for the distance between class means).
+
+    Returns
+    -------
+    dict
+        ``data, alpha, minimal perturbation, nearest other-class point,
+        between class means, rms distortion, attacked`` (medians over ``ok``).
+    """
+    n = x_train[0].numel()
+    return {"data": data, "alpha": alpha, "minimal perturbation": float(norm[ok].median()),
+            "nearest other-class point": float(nearest_other[ok].median()),
+            "between class means": mean_class_distance(x_train, y_train),
+            "rms distortion": float((norm[ok] / math.sqrt(n)).mean()),
+            "attacked": float(ok.float().mean())}
+
+
+#: Sizes of the chapter "Clinging and dimpling" beyond the profile's fields, per profile.
+CLINGING_SIZES: dict[str, dict[str, Any]] = {
+    "ci":  dict(toy_seeds=6, toy_steps=600, toy_frames=24, surf_seeds=2, surf_steps=400,
+                surf_res=24, hd_n=50, hd_k=2, hd_width=128, hd_measure=64, sweep_seeds=2),
+    "cpu": dict(toy_seeds=8, toy_steps=800, toy_frames=32, surf_seeds=3, surf_steps=800,
+                surf_res=32, hd_n=100, hd_k=2, hd_width=256, hd_measure=128, sweep_seeds=3),
+    "gpu": dict(toy_seeds=16, toy_steps=1000, toy_frames=40, surf_seeds=8, surf_steps=1000,
+                surf_res=40, hd_n=784, hd_k=16, hd_width=1000, hd_measure=256, sweep_seeds=5),
+}
+
+#: Sizes of the chapter "What the dimpled manifold model explains", per profile.
+EXPLAINS_SIZES: dict[str, dict[str, Any]] = {
+    "ci":  dict(syn_n=50, syn_k=2, syn_width=128, syn_seeds=2, syn_test=300, min_steps=100,
+                ae_k=16, ae_epochs=3, ilyas_n=2000, ilyas_steps=10, ilyas_epochs=3, at_eps=0.02),
+    "cpu": dict(syn_n=100, syn_k=2, syn_width=256, syn_seeds=3, syn_test=1000, min_steps=200,
+                ae_k=16, ae_epochs=10, ilyas_n=10000, ilyas_steps=20, ilyas_epochs=8,
+                at_eps=0.02),
+    "gpu": dict(syn_n=784, syn_k=16, syn_width=1000, syn_seeds=8, syn_test=2000, min_steps=500,
+                ae_k=16, ae_epochs=30, ilyas_n=None, ilyas_steps=100, ilyas_epochs=30,
+                at_eps=0.02),
+}

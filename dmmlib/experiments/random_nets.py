@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -62,6 +62,8 @@ __all__ = [
     "relu_correlation",
     "LogLogFit",
     "loglog_fit",
+    "SIZES",
+    "ARCHS", "PLACES", "sweep_dimension", "sweep_width", "sweep_bottleneck", "sweep_depth",
 ]
 
 _DTYPES = (torch.float32, torch.float64)
@@ -527,3 +529,155 @@ def loglog_fit(x: Sequence[float] | torch.Tensor, y: torch.Tensor, *, n_boot: in
     boot = torch.linalg.lstsq(a.expand(n_boot, -1, -1), means.unsqueeze(-1)).solution[:, 0, 0]
     q = torch.quantile(boot, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=boot.dtype))
     return LogLogFit(float(slope), float(intercept), float(q[0]), float(q[1]))
+
+
+# ------------------------------------------------------------------ the chapter's sweeps
+#: The two architectures of the dimension sweep: hidden widths from the width ``k``.
+ARCHS = {"two-layer": lambda k: (k,), "three hidden layers": lambda k: (k, k, k)}
+#: Where the bottleneck of width ``m`` sits among layers of width ``k``.
+PLACES = {"bottleneck first (m, k, k)": lambda k, m: (m, k, k),
+          "bottleneck in the middle (k, m, k)": lambda k, m: (k, m, k)}
+
+
+def sweep_dimension(dims: Sequence[int], width: int, n_nets: int, n_points: int, *,
+                    overshoot: float = 0.5, device: torch.device | str | None = None
+                    ) -> dict[str, dict[str, torch.Tensor]]:
+    """One gradient step and the exact crossing, for each architecture of :data:`ARCHS` and ``d``.
+
+    Returns
+    -------
+    dict
+        Per architecture, (n_nets, len(dims)) float64 tensors (one row per
+        network, one column per input dimension): ``rel`` (median step size
+        over ``||x||``), ``flip`` (flip rate), ``ratio``, ``multiple``,
+        ``found`` and ``absf`` (median ``|f|``).
+    """
+    out = {}
+    for a, (name, arch) in enumerate(ARCHS.items()):
+        rows: dict[str, list] = {k: [] for k in ("rel", "flip", "ratio", "multiple", "found",
+                                                 "absf")}
+        for i, d in enumerate(dims):
+            nets = random_relu_networks(d, arch(width), n_nets, seed=1000 * a + i, device=device)
+            x = sphere_points(n_points, d, n_sets=n_nets, seed=5000 + 1000 * a + i, device=device)
+            step = one_step_attack(nets, x, overshoot=overshoot)
+            cross = crossing_along_gradient(nets, x)
+            rows["rel"].append(step.relative_size.median(1).values)
+            rows["flip"].append(step.flipped.double().mean(1))
+            rows["ratio"].append(step.ratio.median(1).values)
+            rows["multiple"].append(cross.multiple.median(1).values)
+            rows["found"].append(cross.found.double().mean(1))
+            rows["absf"].append(step.f.abs().median(1).values)
+            del nets, x
+        out[name] = {k: torch.stack(v, 1).double().cpu() for k, v in rows.items()}
+    return out
+
+
+def sweep_width(d: int, widths: Sequence[int], n_nets: int, n_points: int, *,
+                overshoot: float = 0.5, device: torch.device | str | None = None
+                ) -> dict[str, torch.Tensor]:
+    """Two-layer networks on R^d of growing width: the one step and the linearisation error.
+
+    Returns
+    -------
+    dict
+        (n_nets, len(widths)) float64 tensors ``ratio``, ``err50``, ``err90``
+        (median and 90% quantile of the relative error) and ``flip``.
+    """
+    rows: dict[str, list] = {"ratio": [], "err50": [], "err90": [], "flip": []}
+    for i, k in enumerate(widths):
+        nets = random_relu_networks(d, (k,), n_nets, seed=20_000 + i, device=device)
+        x = sphere_points(n_points, d, n_sets=n_nets, seed=25_000 + i, device=device)
+        step = one_step_attack(nets, x, overshoot=overshoot)
+        err = linearization_error(nets, x)
+        rows["ratio"].append(step.ratio.nanmedian(1).values)
+        rows["err50"].append(err.nanmedian(1).values)
+        rows["err90"].append(torch.nanquantile(err, 0.9, dim=1))
+        rows["flip"].append(step.flipped.double().mean(1))
+    return {k: torch.stack(v, 1).double().cpu() for k, v in rows.items()}
+
+
+def sweep_bottleneck(d: int, width: int, bottlenecks: Sequence[int], n_nets: int,
+                     n_points: int, *, overshoot: float = 0.5,
+                     device: torch.device | str | None = None
+                     ) -> dict[str, dict[str, torch.Tensor]]:
+    """Three hidden layers of ``width`` with one narrowed to each of ``bottlenecks`` (and none).
+
+    For each place of :data:`PLACES` the last column is the network without a
+    bottleneck (``m = width``).
+
+    Returns
+    -------
+    dict
+        Per place, float64 tensors with one column per bottleneck: ``ratio``,
+        ``err90``, ``flip``, ``found``, ``dead`` of shape (n_nets, B + 1) and
+        ``err90_pooled`` of shape (B + 1,).
+    """
+    out = {}
+    for a, (name, arch) in enumerate(PLACES.items()):
+        rows: dict[str, list] = {"ratio": [], "err90": [], "err90_pooled": [], "flip": [],
+                                 "found": [], "dead": []}
+        for i, m in enumerate([*bottlenecks, width]):
+            nets = random_relu_networks(d, arch(width, m), n_nets, seed=30_000 + 100 * a + i,
+                                        device=device)
+            x = sphere_points(n_points, d, n_sets=n_nets, seed=35_000 + 100 * a + i,
+                              device=device)
+            step = one_step_attack(nets, x, overshoot=overshoot)
+            err = linearization_error(nets, x)
+            cross = crossing_along_gradient(nets, x)
+            rows["ratio"].append(step.ratio.nanmedian(1).values)
+            rows["err90"].append(torch.nanquantile(err, 0.9, dim=1))
+            rows["err90_pooled"].append(torch.nanquantile(err.flatten(), 0.9))
+            rows["flip"].append(step.flipped.double().mean(1))
+            rows["found"].append(cross.found.double().mean(1))
+            rows["dead"].append((step.f == 0).double().mean(1))
+        out[name] = {k_: torch.stack(v, -1).double().cpu() for k_, v in rows.items()}
+    return out
+
+
+def sweep_depth(d: int, width: int, depths: Sequence[int], n_nets: int, n_points: int, *,
+                overshoot: float = 0.5, device: torch.device | str | None = None
+                ) -> dict[str, torch.Tensor]:
+    """Networks of growing depth: correlation of ``f`` across inputs, constant signs, the step.
+
+    Returns
+    -------
+    dict
+        float64 tensors with one column per depth: ``corr`` and ``cos0`` (L,),
+        ``constant``, ``flip``, ``ratio`` and ``err50`` (n_nets, L).
+    """
+    rows: dict[str, list] = {"corr": [], "cos0": [], "constant": [], "flip": [], "ratio": [],
+                             "err50": []}
+    for i, depth in enumerate(depths):
+        nets = random_relu_networks(d, (width,) * depth, n_nets, seed=40_000 + i, device=device)
+        x = sphere_points(n_points, d, n_sets=n_nets, seed=45_000 + i, device=device)
+        step = one_step_attack(nets, x, overshoot=overshoot)
+        err = linearization_error(nets, x)
+        f = step.f
+        a, b = f[:, 0::2], f[:, 1::2]          # independent pairs of inputs
+        rows["corr"].append((a * b).mean() / ((a * a).mean() * (b * b).mean()).sqrt())
+        xa, xb = x[:, 0::2], x[:, 1::2]
+        rows["cos0"].append(((xa * xb).sum(-1) / (xa.norm(dim=-1) * xb.norm(dim=-1))).mean())
+        rows["constant"].append(((f > 0).all(1) | (f < 0).all(1)).double())
+        rows["flip"].append(step.flipped.double().mean(1))
+        rows["ratio"].append(step.ratio.nanmedian(1).values)
+        rows["err50"].append(err.nanmedian(1).values)
+    return {k_: torch.stack(v, -1).double().cpu() for k_, v in rows.items()}
+
+
+#: Sizes of the chapter "Random networks", per profile: networks per setting, inputs
+#: per network, the input dimensions swept, the hidden width, and the settings of the
+#: width, bottleneck and depth sweeps.
+SIZES: dict[str, dict[str, Any]] = {
+    "ci":  dict(n_nets=16, n_points=32, dims=[16, 64, 256, 1024, 4096], width=256,
+                width_d=256, widths=[4, 16, 64, 256, 1024],
+                bottleneck_d=512, bottlenecks=[4, 8, 16, 64],
+                depth_d=128, depth_width=128, depths=[1, 2, 4, 8, 16, 32, 64]),
+    "cpu": dict(n_nets=32, n_points=64, dims=[16, 64, 256, 1024, 4096, 8192], width=512,
+                width_d=512, widths=[4, 16, 64, 256, 1024, 4096],
+                bottleneck_d=1024, bottlenecks=[4, 8, 16, 64, 256],
+                depth_d=128, depth_width=256, depths=[1, 2, 4, 8, 16, 32, 64, 128]),
+    "gpu": dict(n_nets=64, n_points=256, dims=[16, 64, 256, 1024, 4096, 16384], width=1024,
+                width_d=1024, widths=[4, 16, 64, 256, 1024, 4096, 16384],
+                bottleneck_d=2048, bottlenecks=[4, 8, 16, 64, 256],
+                depth_d=256, depth_width=256, depths=[1, 2, 4, 8, 16, 32, 64, 128]),
+}
