@@ -154,6 +154,8 @@ def test_used_in_rubric_links_the_chapters():
     assert ".. rubric:: Used in" in lines
     assert ":doc:`/book/five_minutes`, :doc:`/book/critics`" in lines
     assert ext.used_in_lines([]) == []
+    line = ext.used_in_lines(["book/critics"], rubric=False)
+    assert line == ["", "*Used in:* :doc:`/book/critics`", ""]
 
 
 # --------------------------------------------------------------------------- links

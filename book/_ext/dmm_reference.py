@@ -209,12 +209,17 @@ def _usage(app: Any) -> dict[str, list[str]]:
     return app.dmm_usage
 
 
-def used_in_lines(docnames: list[str]) -> list[str]:
-    """Return the reST of a "Used in" rubric linking ``docnames`` (nothing for none)."""
+def used_in_lines(docnames: list[str], *, rubric: bool = True) -> list[str]:
+    """Return the reST of a "Used in" list linking ``docnames`` (nothing for none).
+
+    A rubric (a small heading) for a module, one line for a function or class.
+    """
     if not docnames:
         return []
-    return ["", ".. rubric:: Used in", "",
-            ", ".join(f":doc:`/{d}`" for d in docnames), ""]
+    links = ", ".join(f":doc:`/{d}`" for d in docnames)
+    if rubric:
+        return ["", ".. rubric:: Used in", "", links, ""]
+    return ["", f"*Used in:* {links}", ""]
 
 
 def _on_process_docstring(app: Any, what: str, name: str, obj: Any, options: Any,
@@ -223,7 +228,7 @@ def _on_process_docstring(app: Any, what: str, name: str, obj: Any, options: Any
         return
     if not name.startswith("dmmlib."):
         return
-    lines += used_in_lines(_usage(app).get(name, []))
+    lines += used_in_lines(_usage(app).get(name, []), rubric=what == "module")
 
 
 def _on_skip_member(app: Any, what: str, name: str, obj: Any, skip: bool,
