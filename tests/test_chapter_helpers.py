@@ -210,3 +210,23 @@ def test_scaled_mlp_and_train_recorded():
     ens = phases.train_recorded([phases.scaled_mlp(3, 8, 1.0, s) for s in range(2)],
                                 (ds.x, ds.y), snaps, epochs=3, lr=0.1)
     assert sorted(snaps.params) == [0, 3] and len(ens) == 2
+
+
+def test_table1_sentences_follow_the_numbers():
+    import pandas as pd
+
+    from dmmlib.experiments import intriguing
+
+    nets = ["FC10(1e-4)", "FC10(1e-2)", "FC10(1)", "FC100-100-10"]
+    table1 = pd.DataFrame({"distortion (L-BFGS)": [0.05, 0.06, 0.08, 0.04],
+                           "distortion (min-norm)": [0.05, 0.05, 0.07, 0.04],
+                           "paper: distortion": [0.062, 0.1, 0.14, 0.058]}, index=nets)
+    out = intriguing.table1_sentences(table1, dict.fromkeys(nets, 0.9),
+                                      dict.fromkeys(nets, 0.1), 0.4, 784, 100, "MNIST")
+    assert out["fc10_trend"].startswith("grows") and out["d_lbfgs_max"] == "0.080"
+    assert out["nearest_ratio"] == "5" and "same size" in out["lbfgs_vs_min_sentence"]
+    assert out["why_differ"].startswith("We used the paper's dataset")
+    table1.loc["FC10(1)", "distortion (L-BFGS)"] = 0.055
+    out = intriguing.table1_sentences(table1, dict.fromkeys(nets, 0.9),
+                                      dict.fromkeys(nets, 0.1), 0.4, 784, 100, "Fashion-MNIST")
+    assert out["fc10_trend"].startswith("does not") and "Fashion-MNIST" in out["why_differ"]

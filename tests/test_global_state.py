@@ -561,6 +561,12 @@ _add("phases.scaled_mlp", lambda c: phases.scaled_mlp(3, 4, 2.0, 0), "rng")
 _add("phases.train_recorded", lambda c: phases.train_recorded(
     [phases.scaled_mlp(3, 4, 1.0, s) for s in range(2)], (c.toy.x, c.toy.y),
     phases.ParamSnapshots([0, 2]), epochs=2, lr=0.1), "rng")
+_add("intriguing.table1_sentences", lambda c: intriguing.table1_sentences(
+    __import__("pandas").DataFrame({"distortion (L-BFGS)": [0.1, 0.2, 0.3],
+                                    "distortion (min-norm)": [0.1, 0.1, 0.2],
+                                    "paper: distortion": [0.1, 0.2, 0.2]},
+                                   index=["FC10(1e-4)", "FC10(1e-2)", "FC10(1)"]),
+    {"a": 0.9}, {"FC10(1e-4)": 0.1, "FC10(1e-2)": 0.1, "FC10(1)": 0.2}, 0.5, 64, 6, "MNIST"))
 _add("validation-error", lambda c: pytest.raises(ValueError, A.pgd, c.model, c.x * 2, c.y, 0.1))
 
 COVERED_MODULES = ("attacks", "cache", "data", "device", "ensemble", "geometry", "ilyas",
