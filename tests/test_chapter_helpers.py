@@ -230,3 +230,16 @@ def test_table1_sentences_follow_the_numbers():
     out = intriguing.table1_sentences(table1, dict.fromkeys(nets, 0.9),
                                       dict.fromkeys(nets, 0.1), 0.4, 784, 100, "Fashion-MNIST")
     assert out["fc10_trend"].startswith("does not") and "Fashion-MNIST" in out["why_differ"]
+
+
+def test_factor_sweep_rows():
+    from dmmlib import synthetic
+    from dmmlib.experiments import phases
+
+    ds = synthetic.linear_subspace(6, 2, 30, labels="intervals", cells=4, seed=0)
+    settings = [{"alpha": a, "wd": 0.0, "lr_mult": 1.0, "width": w}
+                for a, w in ((1.0, 8), (4.0, 8), (1.0, 16))]
+    rows = phases.factor_sweep(ds.x, ds.y, ds.tangent, torch.arange(5), settings, seeds=2,
+                               steps=5, lr0=0.05, momentum=0.9)
+    assert len(rows) == 6 and {r["width"] for r in rows} == {8, 16}
+    assert all(r["drift"] < 1e-3 for r in rows)  # SGD from a scaled init keeps the weights

@@ -567,6 +567,10 @@ _add("intriguing.table1_sentences", lambda c: intriguing.table1_sentences(
                                     "paper: distortion": [0.1, 0.2, 0.2]},
                                    index=["FC10(1e-4)", "FC10(1e-2)", "FC10(1)"]),
     {"a": 0.9}, {"FC10(1e-4)": 0.1, "FC10(1e-2)": 0.1, "FC10(1)": 0.2}, 0.5, 64, 6, "MNIST"))
+_add("phases.factor_sweep", lambda c: phases.factor_sweep(
+    c.toy.x, c.toy.y, c.toy.tangent, torch.arange(3),
+    [{"alpha": 1.0, "wd": 0.0, "lr_mult": 1.0, "width": 4}], seeds=1, steps=2, lr0=0.1,
+    momentum=0.9), "rng")
 _add("validation-error", lambda c: pytest.raises(ValueError, A.pgd, c.model, c.x * 2, c.y, 0.1))
 
 COVERED_MODULES = ("attacks", "cache", "data", "device", "ensemble", "geometry", "ilyas",

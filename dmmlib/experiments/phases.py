@@ -55,6 +55,7 @@ __all__ = [
     "CLINGING_SIZES", "EXPLAINS_SIZES",
     "minimal_perturbations", "mean_class_distance", "tininess_row",
     "scaled_mlp", "train_recorded",
+    "factor_sweep",
 ]
 
 
@@ -419,6 +420,52 @@ def train_recorded(members: Sequence[nn.Module], data: tuple[torch.Tensor, torch
     train_ensemble(ens, data, epochs=epochs, lr=lr, optimizer=optimizer, momentum=momentum,
                    callback=recorder, progress=False)
     return ens
+
+
+def factor_sweep(x: torch.Tensor, y: torch.Tensor, tangent: torch.Tensor,
+                 measure_idx: torch.Tensor, settings: Sequence[dict[str, Any]], *, seeds: int,
+                 steps: int, lr0: float, momentum: float, std: float = 0.1,
+                 optimizer: str = "sgd") -> list[dict]:
+    """Train :func:`scaled_mlp` networks for each setting and measure their boundary at the end.
+
+    Each setting is a dict with ``alpha`` (initialisation scale), ``wd``
+    (weight decay), ``lr_mult`` (learning-rate multiplier; the rate is
+    ``lr0 * lr_mult / alpha**2``) and ``width``; every setting is trained
+    from ``seeds`` seeds (full batch, ``optimizer`` with ``momentum``, one
+    ensemble per width). At the points ``measure_idx`` a :class:`dmmlib.geometry.GeometryRecorder`
+    measures the boundary, and :func:`orthogonal_drift` the first layer's
+    drift out of the tangent space at the first point.
+
+    Returns
+    -------
+    list of dict
+        One row per (setting, seed): the setting's keys, ``seed``,
+        ``accuracy``, ``off_fraction``, ``dist_normal``, ``dist_on``, ``drift``.
+    """
+    from ..ensemble import train_ensemble
+
+    U = tangent[0]
+    out = []
+    rec = GeometryRecorder(x[measure_idx], y[measure_idx], tangent[measure_idx],
+                           max_distance=1.0, n_scan=16, tol=1e-3)
+    for width in sorted({st["width"] for st in settings}):
+        group = [st for st in settings if st["width"] == width]
+        runs = [(st, seed) for st in group for seed in range(seeds)]
+        ens = Ensemble.from_models([scaled_mlp(x.shape[1], width, st["alpha"], seed, std=std)
+                                    for st, seed in runs])
+        W0 = ens.params["net.0.weight"].clone()
+        train_ensemble(ens, (x, y), epochs=steps,
+                       lr=[lr0 * st["lr_mult"] / st["alpha"] ** 2 for st, _ in runs],
+                       weight_decay=[st["wd"] for st, _ in runs], optimizer=optimizer,
+                       momentum=momentum, progress=False)
+        drift = orthogonal_drift(W0, ens.params["net.0.weight"], U)
+        for i, (st, seed) in enumerate(runs):
+            per = rec.measure(ens.model(i))
+            out.append({**st, "seed": seed, "accuracy": float(per["correct"].double().mean()),
+                        "off_fraction": float(per["off_fraction"].mean()),
+                        "dist_normal": float(per["dist_normal"].mean()),
+                        "dist_on": float(per["dist_on"].mean()), "drift": float(drift[i])})
+    return out
 
 
 # ------------------------------------------------------------------ "what the DMM explains"
