@@ -243,3 +243,12 @@ def test_factor_sweep_rows():
                                steps=5, lr0=0.05, momentum=0.9)
     assert len(rows) == 6 and {r["width"] for r in rows} == {8, 16}
     assert all(r["drift"] < 1e-3 for r in rows)  # SGD from a scaled init keeps the weights
+
+
+def test_explains_manifolds_split():
+    from dmmlib.experiments import phases
+
+    m = phases.explains_manifolds(6, 2, 20, 10)
+    assert list(m) == ["flat subspace", "sinusoidal surface", "sphere patch"]
+    for d in m.values():
+        assert d["x"].shape == (20, 6) and d["xt"].shape == (10, 6) and d["Ut"].shape == (10, 6, 2)

@@ -571,6 +571,7 @@ _add("phases.factor_sweep", lambda c: phases.factor_sweep(
     c.toy.x, c.toy.y, c.toy.tangent, torch.arange(3),
     [{"alpha": 1.0, "wd": 0.0, "lr_mult": 1.0, "width": 4}], seeds=1, steps=2, lr0=0.1,
     momentum=0.9), "rng")
+_add("phases.explains_manifolds", lambda c: phases.explains_manifolds(4, 2, 10, 5))
 _add("validation-error", lambda c: pytest.raises(ValueError, A.pgd, c.model, c.x * 2, c.y, 0.1))
 
 COVERED_MODULES = ("attacks", "cache", "data", "device", "ensemble", "geometry", "ilyas",

@@ -56,6 +56,7 @@ __all__ = [
     "minimal_perturbations", "mean_class_distance", "tininess_row",
     "scaled_mlp", "train_recorded",
     "factor_sweep",
+    "explains_manifolds",
 ]
 
 
@@ -469,6 +470,40 @@ def factor_sweep(x: torch.Tensor, y: torch.Tensor, tangent: torch.Tensor,
 
 
 # ------------------------------------------------------------------ "what the DMM explains"
+def explains_manifolds(n: int, k: int, n_train: int, n_test: int, *, cells: int = 4,
+                       n_classes: int = 2, amplitude: float = 0.1
+                       ) -> dict[str, dict[str, torch.Tensor]]:
+    """The three synthetic manifolds of "What the dimpled manifold model explains".
+
+    A flat ``k``-subspace, a sinusoidal surface (``amplitude``) and a sphere
+    patch in R^n (:mod:`dmmlib.synthetic`, seed 0), labelled by intervals of
+    the manifold coordinates (``cells`` per axis, ``n_classes`` classes), each
+    split into ``n_train`` training and ``n_test`` test points.
+
+    Returns
+    -------
+    dict
+        Per manifold: ``x, y, U`` (training points, labels, tangent bases)
+        and ``xt, yt, Ut`` (the same for the test points).
+    """
+    from .. import synthetic
+
+    make = {
+        "flat subspace": synthetic.linear_subspace,
+        "sinusoidal surface": lambda *a, **kw: synthetic.sinusoidal_surface(
+            *a, amplitude=amplitude, **kw),
+        "sphere patch": synthetic.sphere_patch,
+    }
+    out = {}
+    for name, fn in make.items():
+        ds = fn(n, k, n_train + n_test, labels="intervals", cells=cells, n_classes=n_classes,
+                seed=0)
+        tr, te = slice(0, n_train), slice(n_train, None)
+        out[name] = {"x": ds.x[tr], "y": ds.y[tr], "U": ds.tangent[tr],
+                     "xt": ds.x[te], "yt": ds.y[te], "Ut": ds.tangent[te]}
+    return out
+
+
 def minimal_perturbations(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int,
                           tangent: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The smallest L2 perturbations that change ``model``'s decision at correct points.
