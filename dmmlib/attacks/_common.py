@@ -17,10 +17,9 @@ Every attack follows the same contract:
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
-from numbers import Real
+
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -100,9 +100,12 @@ def deepfool(
 def _logits_and_normals(model: nn.Module, xa: torch.Tensor, ya: torch.Tensor,
                         others: torch.Tensor | None, check: bool = False
                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Logits (n, K) and, for the other classes ``k`` considered (``others``: (n, C), by
-    default every class but ``y``): ``f_k - f_y`` (C, n) and ``grad (f_k - f_y)``
-    (C, n, ...), all C gradients from one batched vector-Jacobian product."""
+    """Logits (n, K), ``f_k - f_y`` (C, n) and ``grad (f_k - f_y)`` (C, n, ...).
+
+    For the other classes ``k`` considered (``others``: (n, C), by default
+    every class but ``y``); all C gradients from one batched vector-Jacobian
+    product.
+    """
     with torch.enable_grad():
         xg = xa.detach().requires_grad_(True)
         logits = model(xg)
@@ -189,8 +192,10 @@ def _deepfool(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, ov
 @torch.no_grad()
 def _bisect(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor,
             success: torch.Tensor, steps: int, lower: float = 0.0) -> torch.Tensor:
-    """Smallest t in [lower, 1] with ``x + t (x_adv - x)`` adversarial, by bisection
-    (``t = 1`` is adversarial; the returned point always is)."""
+    """Smallest t in [lower, 1] with ``x + t (x_adv - x)`` adversarial, by bisection.
+
+    ``t = 1`` is adversarial; the returned point always is.
+    """
     idx = success.nonzero().squeeze(1)
     xs, ds, ys = x[idx], x_adv[idx] - x[idx], y[idx]
     if lower >= 1.0:

@@ -142,7 +142,8 @@ def _lbfgs(model: nn.Module, x: torch.Tensor, target: torch.Tensor, c_init: floa
                                     tolerance_grad=1e-10, tolerance_change=1e-12,
                                     line_search_fn="strong_wolfe")
 
-            def closure() -> torch.Tensor:
+            # bound now: the optimizer calls the closure within this iteration
+            def closure(w: torch.Tensor = w, c: torch.Tensor = c) -> torch.Tensor:
                 with torch.enable_grad():
                     x_adv = (torch.tanh(w) + 1) / 2
                     logits = model(x_adv)

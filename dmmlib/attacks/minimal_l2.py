@@ -1,5 +1,7 @@
-"""Minimal-norm L2 attacks: FMN (Pintor et al., 2021), DDN (Rony et al., 2019), or both;
-optionally inside a subspace (or its complement), with or without the box [0, 1]."""
+"""Minimal-norm L2 attacks: FMN (Pintor et al., 2021), DDN (Rony et al., 2019), or both.
+
+Optionally inside a subspace (or its complement), with or without the box [0, 1].
+"""
 
 from __future__ import annotations
 
@@ -226,8 +228,10 @@ def _minimal_l2(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, 
 @torch.no_grad()
 def _bisect(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor,
             found: torch.Tensor, targeted: bool, steps: int) -> torch.Tensor:
-    """Smallest t in [0, 1] with ``x + t (x_adv - x)`` adversarial, by bisection
-    (``t = 1`` is adversarial; the returned point always is)."""
+    """Smallest t in [0, 1] with ``x + t (x_adv - x)`` adversarial, by bisection.
+
+    ``t = 1`` is adversarial; the returned point always is.
+    """
     idx = found.nonzero().squeeze(1)
     xs, ds, ys = x[idx], x_adv[idx] - x[idx], y[idx]
     lo = torch.zeros(idx.shape[0], dtype=x.dtype, device=x.device)
@@ -251,7 +255,8 @@ def _run(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, fmn: to
 
     With ``sub`` the gradients are projected onto the subspace (the iterates
     stay in it); ``box=False`` never clips. Returns the best adversarial per
-    sample, its norm (``inf`` if none) and whether the box blocked every move."""
+    sample, its norm (``inf`` if none) and whether the box blocked every move.
+    """
     n = x.shape[0]
     ddn = ~fmn
     any_fmn, any_ddn = bool(fmn.any()), bool(ddn.any())
