@@ -230,10 +230,11 @@ def main() -> None:
     for norm, eps in (("inf", 0.1), ("2", 1.0)):
         alpha = 2.5 * eps / steps
         cases: dict[str, Callable[[], torch.Tensor]] = {
-            "dmmlib": lambda: A.pgd(model, x, y, eps, norm=norm, steps=steps, step_size=alpha,
-                                    seed=0, progress=False),
-            "bare loop": lambda: bare_pgd(model, x, y, eps, alpha, steps, norm,
-                                          torch.Generator().manual_seed(0)),
+            "dmmlib": lambda eps=eps, norm=norm, alpha=alpha: A.pgd(
+                model, x, y, eps, norm=norm, steps=steps, step_size=alpha, seed=0,
+                progress=False),
+            "bare loop": lambda eps=eps, norm=norm, alpha=alpha: bare_pgd(
+                model, x, y, eps, alpha, steps, norm, torch.Generator().manual_seed(0)),
         }
         if ta:
             cls = ta.PGD if norm == "inf" else ta.PGDL2
@@ -242,7 +243,7 @@ def main() -> None:
         if fb:
             fcls = fb.attacks.LinfPGD if norm == "inf" else fb.attacks.L2PGD
             fatk = fcls(abs_stepsize=alpha, steps=steps, random_start=True)
-            cases["foolbox"] = lambda fatk=fatk: fatk(fmodel, x, y, epsilons=eps)[1]
+            cases["foolbox"] = lambda fatk=fatk, eps=eps: fatk(fmodel, x, y, epsilons=eps)[1]
         if art:
             from art.attacks.evasion import ProjectedGradientDescentPyTorch
             aatk = ProjectedGradientDescentPyTorch(
@@ -251,8 +252,8 @@ def main() -> None:
             cases["ART"] = lambda aatk=aatk: aatk.generate(xn, y=yn)
         if advlib and norm == "inf":
             from adv_lib.attacks import pgd_linf
-            cases["adv-lib"] = lambda: pgd_linf(model, x, y, eps, steps=steps,
-                                                absolute_step_size=alpha)
+            cases["adv-lib"] = lambda eps=eps, alpha=alpha: pgd_linf(
+                model, x, y, eps, steps=steps, absolute_step_size=alpha)
         res = run_case(f"PGD L{norm}, eps={eps}, {steps} steps, step {alpha:g}, "
                        f"{x.shape[0]} images", cases, x, y, args.repeat)
         results[f"pgd_l{norm}"] = {"eps": eps, "steps": steps, "step_size": alpha,
@@ -301,8 +302,8 @@ def main() -> None:
             "dmmlib minimal_l2 (DDN)": lambda b=budget: A.minimal_l2(
                 model, xm, ym, steps=b, method="ddn", progress=False),
             f"dmmlib carlini_wagner_l2 ({bs_steps}x{cw_steps})":
-                lambda: A.carlini_wagner_l2(model, xm, ym, binary_search_steps=bs_steps,
-                                            steps=cw_steps, c=1.0, progress=False),
+                lambda bs=bs_steps, cs=cw_steps: A.carlini_wagner_l2(
+                    model, xm, ym, binary_search_steps=bs, steps=cs, c=1.0, progress=False),
         }
         if fb:
             f_ddn = fb.attacks.DDNAttack(steps=budget)
@@ -350,7 +351,7 @@ def ratios(results: dict) -> dict[str, float | None]:
         if not a or len(a) != len(b):
             return ratio(res[mine]["samples_per_s"], res[other]["samples_per_s"])
         scale = res[mine]["samples_per_s"] * min(a) / (res[other]["samples_per_s"] * min(b))
-        return float(np.median([tb / ta for ta, tb in zip(a, b)])) * scale
+        return float(np.median([tb / ta for ta, tb in zip(a, b, strict=True)])) * scale
 
     for key in ("pgd_linf", "pgd_l2"):
         res = results[key]["results"]

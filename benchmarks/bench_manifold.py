@@ -204,7 +204,7 @@ def bench_ensemble(m_models: int, points_per_cell: int, hidden: tuple[int, ...],
     diff = 0.0
     for i, ref in enumerate(loop):  # type: ignore[arg-type]
         got = ens.model(i)  # type: ignore[attr-defined]
-        for a, b in zip(got.parameters(), ref.parameters()):
+        for a, b in zip(got.parameters(), ref.parameters(), strict=True):
             diff = max(diff, float((a - b).abs().max()))
     steps = epochs * ((n + (batch_size or n) - 1) // (batch_size or n))
     return {"M": m_models, "hidden": list(hidden), "points": n, "batch_size": batch_size or n,

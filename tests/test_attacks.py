@@ -6,11 +6,16 @@ import math
 
 import pytest
 import torch
+from test_attacks_support import (
+    digits_model_and_data,
+    l2,
+    linf,
+    random_basis,
+    single_thread,  # noqa: F401  (autouse fixture)
+)
 from torch import nn
 
 import dmmlib.attacks as A
-from test_attacks_support import single_thread  # noqa: F401  (autouse fixture)
-from test_attacks_support import digits_model_and_data, l2, linf, random_basis
 
 # ---------------------------------------------------------------------------
 # the registry: every public attack with cheap settings (name -> call, budget)
@@ -288,7 +293,7 @@ def test_fgsm_list_of_eps(trained):
     outs = A.fgsm(model, x, y, [0.0, 0.05, 0.2])
     assert len(outs) == 3
     assert torch.equal(outs[0][0], x)
-    for (xa, *_), e in zip(outs, [0.0, 0.05, 0.2]):
+    for (xa, *_), e in zip(outs, [0.0, 0.05, 0.2], strict=True):
         assert torch.allclose(xa, A.fgsm(model, x, y, e).x_adv)
     assert outs[2][1].float().mean() >= outs[1][1].float().mean()
 
@@ -373,7 +378,7 @@ def test_pgd_list_of_eps_matches_single_calls(trained):
     eps = [0.02, 0.1]
     outs = A.pgd(model, x, y, eps, steps=4, random_start=False, progress=False)
     assert isinstance(outs, list) and len(outs) == 2
-    for (xa, ok, *_), e in zip(outs, eps):
+    for (xa, ok, *_), e in zip(outs, eps, strict=True):
         single, ok1, *_ = A.pgd(model, x, y, e, steps=4, random_start=False, progress=False)
         assert torch.allclose(xa, single, atol=1e-6)
         assert torch.equal(ok, ok1)

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_attacks_support import (
+    affine_problem,
+    digits_model_and_data,
+    l2,
+    single_thread,  # noqa: F401  (autouse fixture)
+)
 from torch import nn
 
 import dmmlib.attacks as A
-from test_attacks_support import single_thread  # noqa: F401  (autouse fixture)
-from test_attacks_support import affine_problem, digits_model_and_data, l2
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +254,7 @@ def test_curve_pgd_matches_separate_attacks(trained):
     curve = A.robustness_curve(model, x, y, eps, attack="pgd", steps=5, random_start=False,
                                progress=False)
     assert curve["eps"] == eps and curve["attack"] == "pgd"
-    for e, acc, sr in zip(eps, curve["accuracy"], curve["success_rate"]):
+    for e, acc, sr in zip(eps, curve["accuracy"], curve["success_rate"], strict=True):
         x_adv = A.pgd(model, x, y, e, steps=5, random_start=False, progress=False).x_adv
         with torch.no_grad():
             expected = float((model(x_adv).argmax(1) == y).float().mean())
@@ -273,7 +277,7 @@ def test_curve_from_a_minimal_norm_attack(trained):
     curve = A.robustness_curve(model, x, y, eps, attack="deepfool", progress=False)
     d = curve["distances"]
     assert d.shape == (x.shape[0],)
-    for e, acc in zip(eps, curve["accuracy"]):
+    for e, acc in zip(eps, curve["accuracy"], strict=True):
         assert acc == pytest.approx(float((d > e).double().mean()))
     assert curve["accuracy"][0] == 1.0 and curve["accuracy"][-1] == 0.0
     # PGD-L2 at a budget agrees roughly with the minimal-norm curve

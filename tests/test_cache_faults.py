@@ -443,7 +443,7 @@ def test_train_cached_rebuilds_a_damaged_entry_with_the_right_weights(how, tmp_p
                                    progress=False)
     assert not again["cached"] and again["path"] == first["path"]
     assert again["history"] == first["history"]
-    for a, b in zip(model.state_dict().values(), reference.state_dict().values()):
+    for a, b in zip(model.state_dict().values(), reference.state_dict().values(), strict=True):
         assert torch.equal(a, b)  # retrained from the untouched initial weights
     assert not (tmp_path / "PWNED").exists()
     # the entry was rewritten: the third run loads it, silently
@@ -454,7 +454,8 @@ def test_train_cached_rebuilds_a_damaged_entry_with_the_right_weights(how, tmp_p
         third = train.train_cached(third_model, data, name="faults", epochs=2, batch_size=16,
                                    progress=False)
     assert third["cached"]
-    for a, b in zip(third_model.state_dict().values(), reference.state_dict().values()):
+    pairs = zip(third_model.state_dict().values(), reference.state_dict().values(), strict=True)
+    for a, b in pairs:
         assert torch.equal(a, b)
 
 
@@ -474,7 +475,7 @@ def test_fit_autoencoder_cached_rebuilds_a_damaged_entry(how):
     with pytest.warns(CacheWarning, match="ignored and will be rebuilt"):
         again = manifold.fit_autoencoder_cached(ae, x, epochs=2, progress=False)
     assert not again["cached"] and again["history"] == first["history"]
-    for a, b in zip(ae.state_dict().values(), reference.state_dict().values()):
+    for a, b in zip(ae.state_dict().values(), reference.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
 

@@ -60,7 +60,8 @@ def test_a_code_change_empties_the_execution_cache_and_rereads_everything(tmp_pa
     monkeypatch.setattr(ext, "_fingerprint", lambda: "two")   # dmmlib edited
     ext._on_config_inited(p.app, p.app.config)
     assert p.app.dmm_code_changed and not p.cache.exists()
-    ext._on_build_finished(p.app, RuntimeError("a cell failed"))  # a failed build keeps the old stamp
+    # a failed build keeps the old stamp
+    ext._on_build_finished(p.app, RuntimeError("a cell failed"))
     ext._on_config_inited(p.app, p.app.config)
     assert p.app.dmm_code_changed
 

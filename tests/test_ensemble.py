@@ -36,7 +36,7 @@ def _loop(models: list[MLP], x: torch.Tensor, y: torch.Tensor, *, epochs: int,
     trained = []
     n = x.shape[0]
     bs = n if batch_size is None else batch_size
-    for model, lr, wd in zip(models, lrs, wds):
+    for model, lr, wd in zip(models, lrs, wds, strict=True):
         m = copy.deepcopy(model).train()
         if optimizer == "sgd":
             opt = torch.optim.SGD(m.parameters(), lr=lr, momentum=momentum, weight_decay=wd)
@@ -59,7 +59,7 @@ def _max_diff(ens: Ensemble, loop: list[MLP]) -> float:
     worst = 0.0
     for i, ref in enumerate(loop):
         got = ens.model(i)
-        for (name, a), b in zip(got.named_parameters(), ref.parameters()):
+        for a, b in zip(got.parameters(), ref.parameters(), strict=True):
             worst = max(worst, float((a - b).abs().max()))
     return worst
 
@@ -79,7 +79,7 @@ def test_ensemble_equals_loop(optimizer: str, momentum: float, batch_size: int |
     ens = train_ensemble(models, (ds.x, ds.y), epochs=15, batch_size=batch_size, lr=lrs,
                          weight_decay=wd, optimizer=optimizer, momentum=momentum,
                          progress=False)
-    for m, b in zip(models, before):                       # inputs untouched
+    for m, b in zip(models, before, strict=True):                       # inputs untouched
         for k, v in m.state_dict().items():
             assert torch.equal(v, b[k])
     loop = _loop(models, ds.x, ds.y, epochs=15, batch_size=batch_size, lrs=lrs,

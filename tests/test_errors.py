@@ -19,12 +19,21 @@ import torch
 from torch import nn
 
 import dmmlib.attacks as A
-from dmmlib import cache, data, device, ensemble, geometry, manifold, models, profiles, synthetic
-from dmmlib.experiments import ilyas, intriguing, linearity, natural, phases, random_nets
+from dmmlib import (
+    cache,
+    data,
+    device,
+    ensemble,
+    geometry,
+    manifold,
+    models,
+    profiles,
+    synthetic,
+    train,
+)
 from dmmlib.book import interactive
-from dmmlib import train
-from dmmlib.experiments import transfer
 from dmmlib.cache import CacheWarning
+from dmmlib.experiments import ilyas, intriguing, linearity, natural, phases, random_nets, transfer
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from dmmlib.experiments import intriguing as I
 from dmmlib.data import digits
+from dmmlib.experiments import intriguing as I
 from dmmlib.models import MLP
 from dmmlib.train import fit
 
@@ -60,7 +60,7 @@ def test_sparse_autoencoder_learns_and_caches():
     again = I.SparseAutoencoder(64, 32)
     run2 = I.fit_sparse_autoencoder_cached(again, ds.x, epochs=5, lr=3e-3, progress=False)
     assert run2["cached"] and run2["history"] == run["history"]
-    for a, b in zip(ae.parameters(), again.parameters()):
+    for a, b in zip(ae.parameters(), again.parameters(), strict=True):
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="target"):
         I.fit_sparse_autoencoder(ae, ds.x, target=1.5)
@@ -74,7 +74,7 @@ def test_ae_classifier_trains_only_its_head():
     frozen = [p.clone() for p in ae.encoder.parameters()]
     clf = I.AEClassifier(ae.encoder, 32, 10)
     fit(clf, ds, epochs=20, lr=3e-2, progress=False)
-    for a, b in zip(frozen, clf.encoder.parameters()):
+    for a, b in zip(frozen, clf.encoder.parameters(), strict=True):
         assert torch.equal(a, b)
     assert I.error_rate(clf, ds.x, ds.y) < 0.6
     # input gradients still flow through the frozen encoder

@@ -63,7 +63,7 @@ def test_fit_autoencoder_learns_and_restores_mode(tmp_path, monkeypatch) -> None
     first = M.fit_autoencoder_cached(a, x, epochs=3, progress=False)
     second = M.fit_autoencoder_cached(b, x, epochs=3, progress=False)
     assert not first["cached"] and second["cached"]
-    for p, q in zip(a.parameters(), b.parameters()):
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(p, q)
 
 

@@ -48,7 +48,6 @@ def test_decide_never_claims_an_outcome_inside_the_band():
 def test_a_random_boundary_passes_the_old_clinging_rule_but_not_the_null():
     """The issue's example: 'three times closer along the normal' is on-fraction <= 1/3,
     which an isotropic random normal meets most of the time at n=50, k=2."""
-    null = nulls.on_fraction_null(50, 2)
     g = torch.Generator().manual_seed(3)
     v = torch.randn(5000, 50, generator=g, dtype=torch.float64)
     frac = v[:, :2].norm(dim=1) / v.norm(dim=1)

@@ -12,7 +12,8 @@ SOURCES = sorted([*ROOT.glob("book/*.md"), *ROOT.glob("dmmlib/**/*.py"), ROOT / 
                   ROOT / "CONTRIBUTING.md", *ROOT.glob("benchmarks/*.md"),
                   *ROOT.glob("benchmarks/*.py")])
 # a path with a folder and a file extension, written as inline code or in a link
-PATH = re.compile(r"[`(]((?:\.{0,2}/)?(?:[\w.-]+/)+[\w.-]+\.(?:md|py|json|ya?ml|toml|txt|sh|bib|ipynb))[`)]")
+PATH = re.compile(r"[`(]((?:\.{0,2}/)?(?:[\w.-]+/)+[\w.-]+"
+                  r"\.(?:md|py|json|ya?ml|toml|txt|sh|bib|ipynb))[`)]")
 # paths that name what a build or a run creates, not files of the repository
 GENERATED = ("_build/", "test-artifacts/", ".venv", "~/", "/usr/share/", "$", "results_")
 

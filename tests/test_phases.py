@@ -42,7 +42,7 @@ def test_scale_init_multiplies_every_parameter_and_the_function():
                 m.bias.zero_()
     f0 = net(x)
     phases.scale_init(net, 3.0)
-    for b, p in zip(before, net.parameters()):
+    for b, p in zip(before, net.parameters(), strict=True):
         if p.ndim == 2:
             assert torch.allclose(p, 3.0 * b)
     assert torch.allclose(net(x), 9.0 * f0, atol=1e-5)

@@ -63,7 +63,7 @@ def _model(seed: int, d: int, classes: int, hidden: int, scale: float,
     g = torch.Generator().manual_seed(seed)
     widths = [d, hidden, classes] if hidden else [d, classes]
     layers: list[nn.Module] = [nn.Flatten()]
-    for a, b in zip(widths[:-1], widths[1:]):
+    for a, b in zip(widths[:-1], widths[1:], strict=True):
         lin = nn.Linear(a, b)
         with torch.no_grad():
             lin.weight.copy_(torch.randn(b, a, generator=g) * scale / math.sqrt(a))
@@ -79,11 +79,11 @@ def _snapshot(model: nn.Module, *tensors: torch.Tensor):
 
 def _unchanged(model: nn.Module, snap, *tensors: torch.Tensor) -> None:
     params, modes, copies = snap
-    for p, q in zip(model.state_dict().values(), params):
+    for p, q in zip(model.state_dict().values(), params, strict=True):
         assert torch.equal(p, q), "the attack changed the model's weights"
     assert all(p.grad is None for p in model.parameters()), "the attack left .grad"
     assert [m.training for m in model.modules()] == modes, "train/eval modes changed"
-    for t, c in zip(tensors, copies):
+    for t, c in zip(tensors, copies, strict=True):
         assert torch.equal(t, c), "an input was modified"
 
 
@@ -144,7 +144,7 @@ def test_pgd_box_ball_inputs(problem, eps_list, norm, steps, restarts, random_st
     results = A.pgd(model, x, y, eps_list, norm=norm, steps=steps, restarts=restarts,
                     random_start=random_start, targeted=targeted, seed=1, progress=False)
     assert len(results) == len(eps_list)
-    for eps, (out, ok, *_) in zip(eps_list, results):
+    for eps, (out, ok, *_) in zip(eps_list, results, strict=True):
         _check_output(out, x)
         _in_ball(out, x, eps, "inf" if norm == "inf" else "2", _tol(x, model))
         if x.dtype == next(model.parameters()).dtype:
@@ -226,7 +226,7 @@ def test_robustness_curve_is_monotone_and_in_range(problem, eps_list, attack):
     assert all(0.0 <= a <= 1.0 and not math.isnan(a) for a in acc)
     if attack == "deepfool":  # one attack, thresholded: monotone in eps
         order = sorted(range(len(eps_list)), key=lambda i: eps_list[i])
-        assert all(acc[i] >= acc[j] for i, j in zip(order, order[1:]))
+        assert all(acc[i] >= acc[j] for i, j in zip(order, order[1:], strict=False))
     _unchanged(model, snap, x, y)
 
 

@@ -30,7 +30,7 @@ def test_shapes_scales_and_reproducibility():
     assert nets.depth == 2 and nets.dtype == torch.float64
     assert [tuple(w.shape) for w in nets.weights] == [(5, 12, 20), (5, 20, 16), (5, 16)]
     again = _nets()
-    assert all(torch.equal(a, b) for a, b in zip(nets.weights, again.weights))
+    assert all(torch.equal(a, b) for a, b in zip(nets.weights, again.weights, strict=True))
     other = rn.random_relu_networks(12, (20, 16), 5, seed=4, dtype=torch.float64)
     assert not torch.equal(nets.weights[0], other.weights[0])
     big = rn.random_relu_networks(200, (300, 100), 4, seed=0)
@@ -78,7 +78,7 @@ def test_weights_are_untouched_and_get_no_grad():
     nets = _nets()
     before = [w.clone() for w in nets.weights]
     rn.one_step_attack(nets, rn.sphere_points(4, 12, dtype=torch.float64))
-    for w, b in zip(nets.weights, before):
+    for w, b in zip(nets.weights, before, strict=True):
         assert torch.equal(w, b) and w.grad is None and not w.requires_grad
 
 
@@ -162,7 +162,7 @@ def test_crossing_not_found_reports_max_multiple():
 def test_relu_correlation_matches_wide_networks():
     theory = rn.relu_correlation(0.0, 3)
     assert theory[0] == 0.0 and theory[1] == pytest.approx(1 / math.pi)
-    assert all(a < b for a, b in zip(theory, theory[1:]))
+    assert all(a < b for a, b in zip(theory, theory[1:], strict=False))
     assert rn.relu_correlation(1.0, 5)[-1] == pytest.approx(1.0)
     # one wide network: the cosine between hidden vectors follows the recursion
     # (averaged over 16 pairs of orthogonal inputs to tame finite-width noise)

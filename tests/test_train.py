@@ -27,7 +27,7 @@ def test_fit_is_reproducible():
     a, b = _mlp(), _mlp()
     fit(a, ds, epochs=2, seed=3, progress=False)
     fit(b, ds, epochs=2, seed=3, progress=False)
-    for pa, pb in zip(a.parameters(), b.parameters()):
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(pa, pb)
 
 
@@ -75,7 +75,7 @@ def test_train_cached_trains_once_then_loads():
     second = _mlp()  # same architecture and initial weights
     r2 = train_cached(second, ds, name="digits-mlp", epochs=2, progress=False)
     assert r2["cached"] and r2["history"] == r1["history"]
-    for pa, pb in zip(first.parameters(), second.parameters()):
+    for pa, pb in zip(first.parameters(), second.parameters(), strict=True):
         assert torch.equal(pa, pb)
     # a different setting is a different entry
     r3 = train_cached(_mlp(), ds, name="digits-mlp", epochs=1, progress=False)

@@ -84,6 +84,7 @@ def _on_build_finished(app: Any, exception: BaseException | None) -> None:
 
 
 def setup(app: Any) -> dict[str, Any]:
+    """Register the handlers with Sphinx."""
     app.connect("config-inited", _on_config_inited, priority=100)
     app.connect("env-get-outdated", _on_env_get_outdated)
     app.connect("build-finished", _on_build_finished)

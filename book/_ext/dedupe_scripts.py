@@ -1,7 +1,8 @@
 """Sphinx extension: drop duplicate <script> entries from every page.
 
 sphinx-thebe (loaded by Jupyter Book 1.0.4) registers its inline
-configuration script twice (once with filename ``None``, once with ``""``), so each page declared ``const THEBE_JS_URL`` twice and
+configuration script twice (once with filename ``None``, once with ``""``),
+so each page declared ``const THEBE_JS_URL`` twice and
 the browser logged a SyntaxError. Keeping the first copy of each identical
 script fixes that without touching the packages.
 """
@@ -28,6 +29,7 @@ def _dedupe(app: Any, pagename: str, templatename: str, context: dict, doctree: 
 
 
 def setup(app: Any) -> dict[str, Any]:
+    """Register the handler with Sphinx."""
     # priority 1: html-page-context stops at the first handler that returns a value
     app.connect("html-page-context", _dedupe, priority=1)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -166,7 +166,9 @@ def test_page_renders_cleanly(page, server, browser):
         document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]')
           .forEach((s, i) => {
             const host = s.parentElement;
-            if (!host || host.querySelectorAll('.widget-box, .jupyter-widgets, .widget-slider, .widget-output, .lm-Widget').length === 0)
+            const sel = '.widget-box, .jupyter-widgets, .widget-slider, '
+              + '.widget-output, .lm-Widget';
+            if (!host || host.querySelectorAll(sel).length === 0)
               out.push('widget #' + i); });
         return out;""")
     problems += [f"empty interactive figure: {e}" for e in empty]
@@ -189,12 +191,14 @@ def test_page_renders_cleanly(page, server, browser):
         parsed = urllib.parse.urlparse(href)
         if parsed.scheme or href.startswith(("mailto:", "javascript:", "//")):
             continue
-        target = (page.parent / urllib.parse.unquote(parsed.path)).resolve() if parsed.path else page
+        target = ((page.parent / urllib.parse.unquote(parsed.path)).resolve()
+                  if parsed.path else page)
         if target.is_dir():
             target = target / "index.html"
         if not target.is_file():
             problems.append(f"broken link: {href}")
-        elif parsed.fragment and target.suffix == ".html" and parsed.fragment not in _parse(target).ids:
+        elif (parsed.fragment and target.suffix == ".html"
+              and parsed.fragment not in _parse(target).ids):
             problems.append(f"broken anchor: {href}")
 
     SHOTS.mkdir(parents=True, exist_ok=True)
