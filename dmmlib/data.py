@@ -132,7 +132,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rb") as fh:  # type: ignore[operator]
+        with opener(path, "rb") as fh:
             raw = fh.read()
     except (OSError, EOFError) as err:
         raise ValueError(f"{path}: cannot read IDX file ({err})") from err

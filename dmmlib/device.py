@@ -67,6 +67,6 @@ def module_device(module: torch.nn.Module) -> torch.device:
     """The device of a module's first parameter or buffer (CPU if it has none)."""
     for tensor in module.parameters():
         return tensor.device
-    for tensor in module.buffers():
-        return tensor.device
+    for buffer in module.buffers():
+        return buffer.device
     return torch.device("cpu")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch import nn
@@ -368,12 +368,13 @@ def tangent_basis_at(ae: nn.Module, x: torch.Tensor, *,
     with preserved_modes(ae):
         ae.eval()
         with torch.no_grad():
-            z = ae.encoder(xt.to(device=module_device(ae), dtype=working_dtype(ae, xt.dtype)))
+            encoder = cast(nn.Module, ae.encoder)
+            z = encoder(xt.to(device=module_device(ae), dtype=working_dtype(ae, xt.dtype)))
     if not isinstance(z, torch.Tensor) or z.ndim != 2 or z.shape[0] != xt.shape[0]:
         shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
         raise ValueError(f"ae: ae.encoder must return codes of shape ({xt.shape[0]}, k), "
                          f"got {shape}")
-    return tangent_basis(ae.decoder, z, chunk_size=chunk_size)
+    return tangent_basis(cast(nn.Module, ae.decoder), z, chunk_size=chunk_size)
 
 
 # --------------------------------------------------------------------------- decompositions

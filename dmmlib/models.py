@@ -17,6 +17,9 @@ __all__ = ["Normalize", "MLP", "SmallCNN", "count_parameters"]
 class Normalize(nn.Module):
     """``(x - mean) / std`` per channel; constants are buffers (they move with ``.to``)."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: Sequence[float] | float, std: Sequence[float] | float) -> None:
         super().__init__()
         try:

@@ -115,12 +115,11 @@ class ManifoldDataset:
 def _check_dtype(dtype: object) -> torch.dtype:
     if dtype not in _DTYPES:
         raise ValueError(f"dtype: expected torch.float32 or torch.float64, got {dtype!r}")
-    return dtype  # type: ignore[return-value]
+    return dtype
 
 
 def _generator(seed: object) -> torch.Generator:
-    check_int(seed, "seed", 0)
-    return torch.Generator().manual_seed(int(seed))
+    return torch.Generator().manual_seed(check_int(seed, "seed", 0))
 
 
 def _offset(offset: object, n: int, dtype: torch.dtype) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import overload
 
 import torch
 from torch import nn
@@ -20,6 +21,12 @@ from ._common import (
 __all__ = ["fgsm"]
 
 
+@overload
+def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
+         targeted: bool = ..., progress: bool | None = ...) -> AttackResult: ...
+@overload
+def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Sequence[float], *,
+         targeted: bool = ..., progress: bool | None = ...) -> list[AttackResult]: ...
 def fgsm(
     model: nn.Module,
     x: torch.Tensor,

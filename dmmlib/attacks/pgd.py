@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import overload
 
 import torch
 from torch import nn
@@ -35,6 +36,20 @@ _BOX_ITERS = 50
 _BOX_TOL = 1e-7
 
 
+@overload
+def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *,
+        norm: str | float = ..., steps: int = ..., step_size: float | None = ...,
+        random_start: bool = ..., restarts: int = ..., targeted: bool = ...,
+        basis: torch.Tensor | None = ..., complement: bool = ...,
+        seed: int | torch.Generator | None = ..., progress: bool | None = ...
+        ) -> AttackResult: ...
+@overload
+def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: Sequence[float], *,
+        norm: str | float = ..., steps: int = ..., step_size: float | None = ...,
+        random_start: bool = ..., restarts: int = ..., targeted: bool = ...,
+        basis: torch.Tensor | None = ..., complement: bool = ...,
+        seed: int | torch.Generator | None = ..., progress: bool | None = ...
+        ) -> list[AttackResult]: ...
 def pgd(
     model: nn.Module,
     x: torch.Tensor,

@@ -20,7 +20,7 @@ sign-gradient step that flips a label) and :func:`dimension_experiment`.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch import nn
@@ -414,11 +414,12 @@ def plane_experiment(dims: list[int], *, n_train: int, n_test: int, seeds: int, 
         for s in range(seeds):
             torch.manual_seed(s)
             model = MLP(n, tuple(hidden), 2, mean=0.5, std=0.25).to(device)
-            w_init = model.net[0].weight.detach().clone()
+            first = cast(nn.Linear, model.net[0])
+            w_init = first.weight.detach().clone()
             train_cached(model, (x, y), name="old-model-moons", epochs=steps,
                          batch_size=n_train, lr=0.1, optimizer="sgd", momentum=0.9, seed=s)
             model.eval()
-            dw = model.net[0].weight.detach() - w_init
+            dw = first.weight.detach() - w_init
             ok, adv, success = nearest_adversarial(model, xt, yt)
             xo, yo, xa = xt[ok][success], yt[ok][success], adv[success]
             U = B.unsqueeze(0).expand(len(xo), n, 2)

@@ -21,7 +21,7 @@ import math
 import operator
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -115,7 +115,7 @@ def _check_autoencoder(ae: object, name: str = "ae") -> nn.Module:
         if not isinstance(getattr(ae, part, None), nn.Module):
             raise TypeError(f"{name}: expected an autoencoder with .encoder and .decoder "
                             f"modules, got {type(ae).__name__}")
-    return ae
+    return cast(nn.Module, ae)
 
 
 # ------------------------------------------------------------------ data and models
@@ -354,7 +354,8 @@ def decode_gaussian_samples(
     dev = module_device(ae)
     with preserved_modes(ae):  # every submodule's own train/eval flag comes back
         ae.eval()
-        z = torch.cat([ae.encoder(xb.to(dev)) for xb in xt.split(1024)]).double().cpu()
+        encoder = cast(nn.Module, ae.encoder)
+        z = torch.cat([encoder(xb.to(dev)) for xb in xt.split(1024)]).double().cpu()
         mean = z.mean(0)
         cov = torch.cov(z.T).reshape(z.shape[1], z.shape[1])
         cov = cov + 1e-6 * torch.eye(z.shape[1], dtype=cov.dtype)
@@ -366,7 +367,7 @@ def decode_gaussian_samples(
             dtype=torch.float64,
         )
         codes = (mean + g @ chol.T).to(dtype=next(ae.parameters()).dtype, device=dev)
-        return ae.decoder(codes).to(xt.device)
+        return cast(nn.Module, ae.decoder)(codes).to(xt.device)
 
 
 # ------------------------------------------------------------------ the experiment
@@ -646,7 +647,7 @@ def adv_perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: in
     from ..attacks import pgd
 
     res = pgd(model, x, y, eps, norm=2, steps=steps, seed=0, progress=False)
-    return res.x_adv if hasattr(res, "x_adv") else res
+    return res.x_adv
 
 
 def train_robust_classifier_cached(

@@ -258,8 +258,8 @@ def random_relu_networks(
     weights = []
     for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
         var = 1.0 / fan_in if i == 0 else 2.0 / fan_in
-        w = torch.randn(n_networks, fan_in, fan_out, generator=gen, dtype=dtype)
-        weights.append(w.mul_(math.sqrt(var)).to(device))
+        layer = torch.randn(n_networks, fan_in, fan_out, generator=gen, dtype=dtype)
+        weights.append(layer.mul_(math.sqrt(var)).to(device))
     k = dims[-1]
     if output == "gaussian":
         a = torch.randn(n_networks, k, generator=gen, dtype=dtype) / math.sqrt(k)
