@@ -42,7 +42,7 @@ warnings.filterwarnings("ignore")
 # comparison libraries (each optional: a missing one is reported, not fatal)
 # ---------------------------------------------------------------------------
 
-def _import(name: str):  # noqa: ANN202
+def _import(name: str):
     try:
         if name == "adv_lib":
             # adv-lib imports visdom for its optional logger only; it is not needed here
@@ -53,7 +53,7 @@ def _import(name: str):  # noqa: ANN202
         return None
 
 
-def _version(mod) -> str:  # noqa: ANN001
+def _version(mod) -> str:
     if mod is None:
         return "missing"
     return getattr(mod, "__version__", "?")
@@ -385,7 +385,7 @@ def ratios(results: dict) -> dict[str, float | None]:
     return out
 
 
-def _jsonable(obj):  # noqa: ANN001, ANN202
+def _jsonable(obj):
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

@@ -36,16 +36,16 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dmmlib.ensemble import train_ensemble  # noqa: E402
-from dmmlib.manifold import (  # noqa: E402
+from dmmlib.ensemble import train_ensemble
+from dmmlib.manifold import (
     ConvAutoencoder,
     MLPAutoencoder,
     decoder_jacobian,
     principal_angles,
     tangent_basis,
 )
-from dmmlib.models import MLP  # noqa: E402
-from dmmlib.synthetic import checkerboard_plane  # noqa: E402
+from dmmlib.models import MLP
+from dmmlib.synthetic import checkerboard_plane
 
 HERE = Path(__file__).resolve().parent
 
@@ -137,7 +137,7 @@ def bench_tangent(kind: str, n: int, k: int, n_loop: int, repeats: int) -> dict[
     for name, kw, m in baselines:
         zz = z[:m]
 
-        def run(zz: torch.Tensor = zz, kw: dict = kw) -> torch.Tensor:  # noqa: B006
+        def run(zz: torch.Tensor = zz, kw: dict = kw) -> torch.Tensor:
             jac = per_sample_jacobian(dec, zz, **kw)
             torch.linalg.qr(jac, mode="reduced")              # same work as tangent_basis
             return jac

@@ -200,7 +200,7 @@ def _unavailable(name: str, how: str, err: BaseException | None) -> DatasetUnava
     return DatasetUnavailableError(f"{name} is not available offline{detail}. {how}")
 
 
-def _torchvision_dataset(cls_name: str, root: Path, train: bool, download: bool):  # noqa: ANN202
+def _torchvision_dataset(cls_name: str, root: Path, train: bool, download: bool):
     try:
         import torchvision
     except ImportError as err:  # pragma: no cover - torchvision is in the book env
@@ -338,7 +338,7 @@ def load_dataset(name: str, train: bool = True, n: int | None = None) -> ImageDa
 
 
 # Synthetic manifolds with exact tangent spaces (chapter "Clinging and dimpling").
-from .synthetic import *  # noqa: E402,F401,F403
+from .synthetic import *  # noqa: E402, F403
 from .synthetic import __all__ as _synthetic_all  # noqa: E402
 
 __all__ += _synthetic_all

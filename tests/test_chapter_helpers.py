@@ -6,14 +6,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
 
-import dmmlib  # noqa: E402
-from dmmlib.book import nb, plot  # noqa: E402
-from dmmlib.experiments import linearity, natural  # noqa: E402
+import dmmlib
+from dmmlib.book import nb, plot
+from dmmlib.experiments import linearity, natural
 
 
 def _shown(monkeypatch) -> list[str]:

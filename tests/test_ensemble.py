@@ -14,7 +14,7 @@ from dmmlib.synthetic import checkerboard_plane
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():  # noqa: ANN202
+def _one_thread():
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -140,7 +140,7 @@ def test_evaluation_extraction_and_callback() -> None:
     (lambda m, d: train_ensemble(m, d[0]), TypeError, "data"),
     (lambda m, d: Ensemble.from_models(m).model(5), ValueError, "i"),
 ])
-def test_validation(call, err, word) -> None:  # noqa: ANN001
+def test_validation(call, err, word) -> None:
     ds = checkerboard_plane(2)
     with pytest.raises(err, match=word):
         call(_models(2), (ds.x, ds.y))

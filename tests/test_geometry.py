@@ -17,7 +17,7 @@ from dmmlib.train import fit
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():  # noqa: ANN202
+def _one_thread():
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -306,6 +306,6 @@ def test_decision_surface_3d_plane_and_sphere() -> None:
     (lambda m: G.decision_grid_2d(m, resolution=1), ValueError, "resolution"),
     (lambda m: G.decision_surface_3d(m, bounds="cube"), TypeError, "bounds"),
 ])
-def test_validation(call, err, word) -> None:  # noqa: ANN001
+def test_validation(call, err, word) -> None:
     with pytest.raises(err, match=word):
         call(Affine(3, 2))

@@ -28,19 +28,30 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from torch import nn
 
-import dmmlib  # noqa: E402
-import dmmlib.attacks as A  # noqa: E402
-from dmmlib import (  # noqa: E402
-    cache, data, device, ensemble, geometry, manifold, models, ops, profiles, synthetic, train,
+import dmmlib
+import dmmlib.attacks as A
+from dmmlib import (
+    cache,
+    data,
+    device,
+    ensemble,
+    geometry,
+    manifold,
+    models,
+    nulls,
+    ops,
+    profiles,
+    synthetic,
+    train,
 )
-from dmmlib.experiments import ilyas, intriguing, linearity, natural, phases, random_nets, transfer  # noqa: E402
-from dmmlib.book import interactive, nb, plot, scoreboard  # noqa: E402
+from dmmlib.book import interactive, nb, plot, scoreboard
+from dmmlib.experiments import ilyas, intriguing, linearity, natural, phases, random_nets, transfer
 
 # Public names that are plain types or constants, not functions that do work.
 EXEMPT = {
@@ -53,6 +64,7 @@ EXEMPT = {
     "ilyas.MislabelledSet", "linearity.LinearityProfile", "attacks.AttackResult",
     "phases.Phases", "random_nets.Crossing", "random_nets.LogLogFit", "random_nets.OneStep",
     "transfer.Alignment", "nb.Setup",
+    "nulls.NullBand", "scoreboard.Verdict", "geometry.DimpleProfile",
 }
 # dmmlib.data re-exports dmmlib.synthetic: the same objects, checked once.
 ALIASES = {f"data.{n}": f"synthetic.{n}" for n in synthetic.__all__}
@@ -186,6 +198,11 @@ _add("attacks.robustness_curve", lambda c: A.robustness_curve(
     c.model, c.x, c.y, [0.0, 0.1], steps=2, seed=0, progress=False))
 _add("attacks.robustness_curve[minimal]", lambda c: A.robustness_curve(
     c.model, c.x, c.y, [0.5], attack="deepfool", steps=2, progress=False))
+# --- nulls
+_add("nulls.on_fraction_null", lambda c: nulls.on_fraction_null(50, 2))
+_add("nulls.median_on_fraction_null", lambda c: nulls.median_on_fraction_null(50, 2, 5, draws=20))
+_add("nulls.band", lambda c: nulls.band([0.1, 0.2, 0.3], kind="seeds"))
+_add("nulls.decide", lambda c: nulls.decide(0.1, nulls.band([0.2, 0.3], kind="s"), "below"))
 # --- ops
 _add("ops.preserved_modes", lambda c: _enter(ops.preserved_modes(c.model)))
 _add("ops.eval_mode", lambda c: _enter(ops.eval_mode(c.model)))
@@ -257,6 +274,9 @@ _add("geometry.GeometryRecorder", lambda c: train.fit(
 _add("geometry.decision_grid_2d", _grid)
 _add("geometry.decision_surface_3d", lambda c: geometry.decision_surface_3d(c.cube,
                                                                             resolution=4))
+_add("geometry.dimple_profile", lambda c: geometry.dimple_profile(
+    c.box, torch.rand(6, 2, generator=c.g), torch.eye(2, 1).expand(6, 2, 1),
+    torch.rand(3, 2, generator=c.g)))
 _add("geometry.level_set_mesh", lambda c: geometry.level_set_mesh(
     torch.linspace(-1, 1, 27).reshape(3, 3, 3)))
 # --- manifold
@@ -327,6 +347,11 @@ _add("scoreboard.record", lambda c: scoreboard.record(
 _add("scoreboard.load", lambda c: scoreboard.load("ci"))
 _add("scoreboard.scoreboard_path", lambda c: scoreboard.scoreboard_path("ci"))
 _add("scoreboard.clear", lambda c: scoreboard.clear("ci"))
+_add("scoreboard.verdicts_path", lambda c: scoreboard.verdicts_path("ci"))
+_add("scoreboard.record_verdict", lambda c: scoreboard.record_verdict(
+    "gs.v", chapter="c", hypothesis="h", measured=0.1, null=nulls.band([0.2, 0.3], kind="s"),
+    predicts="below", profile="ci"))
+_add("scoreboard.load_verdicts", lambda c: scoreboard.load_verdicts("ci"))
 # --- synthetic
 _add("synthetic.orthonormal_basis", lambda c: synthetic.orthonormal_basis(5, 2, seed=1))
 _add("synthetic.label_coordinates", lambda c: synthetic.label_coordinates(
@@ -576,7 +601,7 @@ _add("validation-error", lambda c: pytest.raises(ValueError, A.pgd, c.model, c.x
 
 COVERED_MODULES = ("attacks", "cache", "data", "device", "ensemble", "geometry", "ilyas",
                    "interactive", "intriguing", "linearity", "manifold", "models", "natural",
-                   "nb", "ops", "phases", "plot", "profiles", "random_nets", "scoreboard",
+                   "nb", "nulls", "ops", "phases", "plot", "profiles", "random_nets", "scoreboard",
                    "synthetic", "train", "transfer")
 
 
@@ -660,7 +685,7 @@ def test_public_function_restores_global_state(name, grad, ctx):
     assert not changed, f"{name} changed global state: {changed}"
     assert [[s.training for s in m.modules()] for m in mods] == modes, "train/eval modes"
     if "weights" not in allowed:
-        for m, w in zip(mods, weights):
+        for m, w in zip(mods, weights, strict=True):
             assert all(torch.equal(v, w[k]) for k, v in m.state_dict().items()), "weights"
 
 

@@ -6,13 +6,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import matplotlib.pyplot as plt
+import pytest
+import torch
+from torch import nn
 
-from dmmlib import geometry  # noqa: E402
-from dmmlib.book import interactive  # noqa: E402
+from dmmlib import geometry
+from dmmlib.book import interactive
 
 
 class _Plane(nn.Module):

@@ -13,7 +13,7 @@ from dmmlib.experiments import linearity
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():  # noqa: ANN202
+def _one_thread():
     """Tiny models run fastest single-threaded (and the 2-core CI box is shared)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -14,7 +14,7 @@ from dmmlib import manifold as M
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():  # noqa: ANN202
+def _one_thread():
     """Tiny models run fastest single-threaded (and the 2-core CI box is shared)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -46,7 +46,7 @@ def test_autoencoders_shapes_and_range() -> None:
     assert flat(torch.rand(4, 10)).shape == (4, 10)
 
 
-def test_fit_autoencoder_learns_and_restores_mode(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_fit_autoencoder_learns_and_restores_mode(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("DMM_CACHE", str(tmp_path))
     torch.manual_seed(0)
     x = torch.rand(64, 2) @ torch.rand(2, 12) / 2          # rank-2 data in [0, 1]
@@ -197,6 +197,6 @@ def test_principal_angles() -> None:
     (lambda: M.fit_autoencoder(nn.Linear(3, 3), torch.rand(2, 3), epochs=-1), ValueError,
      "epochs"),
 ])
-def test_validation(call, err, word) -> None:  # noqa: ANN001
+def test_validation(call, err, word) -> None:
     with pytest.raises(err, match=word):
         call()

@@ -14,7 +14,7 @@ from dmmlib.experiments import natural
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():  # noqa: ANN202
+def _one_thread():
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -108,7 +108,7 @@ def test_models_and_samples() -> None:
 def test_load_with_fallback_says_what_it_used(monkeypatch) -> None:
     from dmmlib import data
 
-    def unavailable(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def unavailable(*args, **kwargs):
         raise data.DatasetUnavailableError("MNIST is not available offline. Use X.")
 
     digits = data.ImageDataset(torch.rand(40, 1, 8, 8), torch.arange(40) % 10,

@@ -2,11 +2,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import pytest
 
-from dmmlib.book import nb  # noqa: E402
-from dmmlib.profiles import get_profile  # noqa: E402
+from dmmlib.book import nb
+from dmmlib.profiles import get_profile
 
 
 def test_explore_draws_small_multiples_when_static(monkeypatch):

@@ -14,7 +14,7 @@ from dmmlib.synthetic import five_points_line, linear_subspace
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():  # noqa: ANN202
+def _one_thread():
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -11,7 +11,7 @@ from dmmlib.experiments import random_nets as rn
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():  # noqa: ANN202
+def _one_thread():
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

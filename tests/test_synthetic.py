@@ -13,7 +13,7 @@ from dmmlib.manifold import principal_angles, tangent_basis
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():  # noqa: ANN202
+def _one_thread():
     """Tiny models run fastest single-threaded (and the 2-core CI box is shared)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -30,7 +30,7 @@ GENERATORS = [
 class Param(nn.Module):
     """Wrap a parametrisation ``coords -> points`` as a decoder."""
 
-    def __init__(self, fn):  # noqa: ANN001
+    def __init__(self, fn):
         super().__init__()
         self.fn = fn
 
@@ -39,7 +39,7 @@ class Param(nn.Module):
 
 
 @pytest.mark.parametrize("make", GENERATORS)
-def test_shapes_dtypes_box_and_orthonormality(make) -> None:  # noqa: ANN001
+def test_shapes_dtypes_box_and_orthonormality(make) -> None:
     for dtype in (torch.float32, torch.float64):
         ds = make(dtype=dtype)
         n_pts, n, k = len(ds), ds.ambient_dim, ds.intrinsic_dim
@@ -56,7 +56,7 @@ def test_shapes_dtypes_box_and_orthonormality(make) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("make", GENERATORS)
-def test_seeded(make) -> None:  # noqa: ANN001
+def test_seeded(make) -> None:
     a, b, c = make(seed=3), make(seed=3), make(seed=4)
     assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y) and torch.equal(a.tangent, b.tangent)
     assert not torch.equal(a.x, c.x)
@@ -183,6 +183,6 @@ def test_to_device_and_offset_tensor() -> None:
     (lambda: S.checkerboard_plane(0), ValueError, "cells"),
     (lambda: S.label_coordinates([[0.0]]), TypeError, "coords"),
 ])
-def test_validation(call, err, word) -> None:  # noqa: ANN001
+def test_validation(call, err, word) -> None:
     with pytest.raises(err, match=word):
         call()

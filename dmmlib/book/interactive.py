@@ -30,6 +30,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from html import escape
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -151,8 +152,8 @@ def animation_html(fig: object, draw: Callable[[int], object], frames: Iterable[
     frame_list = list(range(frames)) if isinstance(frames, int) else list(frames)
     if not frame_list:
         raise ValueError("frames: need at least one frame")
-    anim = FuncAnimation(fig, draw, frames=frame_list, interval=int(interval), blit=False,
-                         repeat=default_mode != "once")
+    anim = FuncAnimation(fig, cast(Any, draw), frames=frame_list, interval=int(interval),
+                         blit=False, repeat=default_mode != "once")
     try:
         html = anim.to_jshtml(default_mode=default_mode)
     finally:

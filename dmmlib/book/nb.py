@@ -22,7 +22,7 @@ __all__ = ["glue", "in_colab", "static_figures", "explore", "profile_note", "Set
 def in_colab() -> bool:
     """True inside Google Colab."""
     try:
-        import google.colab  # type: ignore[import-not-found]  # noqa: F401
+        import google.colab  # noqa: F401
     except ImportError:
         return False
     return True
@@ -99,7 +99,7 @@ def explore(
         rows = (n + cols - 1) // cols
         fig, axes = plt.subplots(rows, cols, figsize=(panel_size[0] * cols, panel_size[1] * rows),
                                  squeeze=False)
-        for ax, v in zip(axes.flat, static_values):
+        for ax, v in zip(axes.flat, static_values, strict=False):
             draw(v, ax)
             ax.set_title(f"{label} = {format_value(v)}")
         for ax in list(axes.flat)[n:]:

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from cycler import cycler
+
+if TYPE_CHECKING:
+    from ..geometry import Grid2D, Surface3D
 
 __all__ = [
     "PALETTE",
@@ -50,7 +55,7 @@ def set_style() -> None:
         "figure.dpi": 100,
         "savefig.dpi": 150,
         "figure.figsize": (6.4, 4.0),
-        "axes.prop_cycle": mpl.cycler(color=list(PALETTE)),
+        "axes.prop_cycle": cycler(color=list(PALETTE)),
         "axes.spines.top": False,
         "axes.spines.right": False,
         "axes.grid": True,
@@ -78,6 +83,7 @@ def show_images(
 ) -> plt.Figure:
     """A grid of images (N, C, H, W) in [0, 1], optional titles."""
     n = images.shape[0]
+    fig: Any
     if axes is None:
         nrows = (n + ncols - 1) // ncols
         fig, ax = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows * 1.15),
@@ -146,7 +152,7 @@ TOY_CLASS_COLORS = ("#0072B2", "#E69F00")
 def seed_band(ax: plt.Axes, x: Sequence[float] | np.ndarray | torch.Tensor,
               values: np.ndarray | torch.Tensor, color: str, label: str | None = None,
               *, center: str = "mean", spread: str | tuple[float, float] = "range",
-              alpha: float = 0.2, linewidth: float = 0, **line_kwargs: object) -> None:
+              alpha: float = 0.2, linewidth: float = 0, **line_kwargs: Any) -> None:
     """A line over seeds (rows of ``values``, shape (S, T)) with a band for their spread.
 
     The book's one "band over seeds" figure: each column of ``values`` holds
@@ -180,16 +186,15 @@ def seed_band(ax: plt.Axes, x: Sequence[float] | np.ndarray | torch.Tensor,
         else:
             lo, hi = np.nanquantile(v, list(spread), axis=0)
     if v.shape[0] > 1:
-        band_kwargs = {} if linewidth is None else {"linewidth": linewidth}
+        band_kwargs: dict[str, Any] = {} if linewidth is None else {"linewidth": linewidth}
         ax.fill_between(xs, lo, hi, color=color, alpha=alpha, **band_kwargs)
     ax.plot(xs, mid, color=color, label=label, **line_kwargs)
 
 
-def decision_boundary_2d(ax: plt.Axes, grid: object, points: torch.Tensor,
+def decision_boundary_2d(ax: plt.Axes, grid: Grid2D, points: torch.Tensor,
                          labels: torch.Tensor, *, title: str = "",
                          colors: Sequence[str] = TOY_CLASS_COLORS) -> None:
-    """A 2-D decision grid (``dmmlib.geometry.Grid2D``): regions, boundary, training points.
-    """
+    """A 2-D decision grid (``dmmlib.geometry.Grid2D``): regions, boundary, training points."""
     from matplotlib.colors import ListedColormap
 
     xx, yy = grid.xx.numpy(), grid.yy.numpy()
@@ -210,7 +215,7 @@ def decision_boundary_2d(ax: plt.Axes, grid: object, points: torch.Tensor,
         ax.set_title(title, fontsize=8)
 
 
-def decision_surface_snapshot(ax: plt.Axes, surface: object, points: torch.Tensor,
+def decision_surface_snapshot(ax: Any, surface: Surface3D, points: torch.Tensor,
                               labels: torch.Tensor, *, manifold: tuple | None = None,
                               title: str = "", elev: float = 18, azim: float = -60,
                               colors: Sequence[str] = TOY_CLASS_COLORS) -> None:

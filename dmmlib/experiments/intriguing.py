@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -80,8 +79,10 @@ def rms_distortion(x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def scale_to_distortion(x: torch.Tensor, direction: torch.Tensor, distortion: float | torch.Tensor,
                         *, iters: int = 20) -> torch.Tensor:
-    """``clip(x + s * direction, 0, 1)`` with ``s >= 0`` chosen per sample so that its
-    :func:`rms_distortion` from ``x`` equals ``distortion``.
+    """``clip(x + s * direction, 0, 1)``, ``s >= 0`` per sample, at a given distortion.
+
+    ``s`` is chosen so that the :func:`rms_distortion` from ``x`` equals
+    ``distortion``.
 
     The distortion of the clipped image grows monotonically with ``s`` and is
     at most ``s * rms(direction)``, so ``s`` lies between
@@ -164,6 +165,7 @@ class SparseAutoencoder(nn.Module):
         self.decoder = nn.Sequential(nn.Linear(hidden, in_features), nn.Sigmoid())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct ``x`` (same shape)."""
         return self.decoder(self.encoder(x)).reshape(x.shape)
 
 
@@ -237,7 +239,7 @@ def fit_sparse_autoencoder(
                     opt.step()
                     sums += torch.stack([loss.detach(), mse.detach(), act]) * xb.shape[0]
                     bar.update(1)
-                for key, value in zip(history, (sums / n).tolist()):
+                for key, value in zip(history, (sums / n).tolist(), strict=True):
                     history[key].append(value)
     finally:
         bar.close()
@@ -291,12 +293,14 @@ class AEClassifier(nn.Module):
         if not isinstance(encoder, nn.Module):
             raise TypeError(f"encoder: expected an nn.Module, got {type(encoder).__name__}")
         self.encoder = encoder
-        self.head = nn.Linear(check_int(code_size, "code_size", 1), check_int(n_classes, "n_classes", 1))
+        self.head = nn.Linear(check_int(code_size, "code_size", 1),
+                              check_int(n_classes, "n_classes", 1))
         if freeze:
             for p in self.encoder.parameters():
                 p.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the softmax layer on the encoder's code."""
         return self.head(self.encoder(x))
 
 
@@ -335,7 +339,7 @@ def transfer_matrix(examples: Mapping[str, torch.Tensor], models: Mapping[str, n
         check_model(m, f"models[{tgt!r}]")
     xs_all = [check_tensor(xs, f"examples[{src!r}]", min_ndim=2)
               for src, xs in examples.items()]
-    for (src, xs) in zip(examples, xs_all):
+    for (src, xs) in zip(examples, xs_all, strict=True):
         if xs.shape[0] == 0:
             raise ValueError(f"examples[{src!r}]: empty batch (shape {tuple(xs.shape)})")
         if xs.shape[1:] != xs_all[0].shape[1:]:
@@ -411,7 +415,7 @@ def top_activating(activations: torch.Tensor, directions: torch.Tensor, k: int) 
 
 
 def class_purity(labels: torch.Tensor, n_classes: int | None = None) -> torch.Tensor:
-    """Per row of ``labels`` (D, k): the fraction of the ``k`` labels that equal the most common one."""
+    """Per row of ``labels`` (D, k): the share of the ``k`` labels equal to the most common."""
     lab = check_tensor(labels, "labels", floating=False, min_ndim=2)
     if lab.is_floating_point() or lab.dtype == torch.bool or lab.is_complex():
         raise TypeError(f"labels: expected integer class indices, got dtype {lab.dtype}")

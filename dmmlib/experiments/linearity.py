@@ -1,4 +1,4 @@
-"""How linear is a trained network along a direction?
+"""How linear is a trained network along a direction.
 
 {Goodfellow et al. 2015} explain adversarial examples by the near-linearity
 of networks in high dimension: along the gradient, the logit margin falls
@@ -46,8 +46,7 @@ __all__ = ["margin_and_gradient", "LinearityProfile", "linearity_profile",
 def margin_and_gradient(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logit margin ``z_y - max_{j != y} z_j`` (N,) and its input gradient (like ``x``).
-    """
+    """Logit margin ``z_y - max_{j != y} z_j`` (N,) and its input gradient (like ``x``)."""
     from .transfer import input_gradients
 
     model = check_model(model)
@@ -68,7 +67,7 @@ def _margin(
     dev = module_device(model)
     out = []
     with eval_mode(model):
-        for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
+        for xb, yb in zip(x.split(batch_size), y.split(batch_size), strict=True):
             z = model(xb.to(dev))
             out.append(margin(z, yb.to(dev)).to(x.device))
     return torch.cat(out).to(x.dtype)

@@ -98,8 +98,10 @@ def _check_input_shape(input_shape: object, name: str = "input_shape") -> tuple[
 
 
 def _check_image_dataset(train_set: object, name: str = "train_set") -> Any:
-    """An :class:`~dmmlib.data.ImageDataset` (anything with ``x``, ``y``, ``name``,
-    ``input_shape`` and ``n_classes``), images in [0, 1]."""
+    """Check an image dataset: anything with ``x`` in [0, 1], ``y``, ``name``, ...
+
+    Like :class:`~dmmlib.data.ImageDataset`: ``input_shape`` and ``n_classes`` too.
+    """
     from ..data import ImageDataset
 
     if not isinstance(train_set, ImageDataset):
@@ -189,8 +191,7 @@ def image_classifier(
 def image_autoencoder(
     input_shape: Sequence[int], latent_dim: int, kind: str = "mlp", *, width: int = 32
 ) -> nn.Module:
-    """An :class:`~dmmlib.manifold.MLPAutoencoder` or :class:`~dmmlib.manifold.ConvAutoencoder`.
-    """
+    """An :class:`~dmmlib.manifold.MLPAutoencoder` or :class:`~dmmlib.manifold.ConvAutoencoder`."""
     from ..manifold import ConvAutoencoder, MLPAutoencoder
 
     shape = _check_input_shape(input_shape)
@@ -222,7 +223,7 @@ def train_classifier_cached(
     name: str = "natural-classifier",
     device: torch.device | str | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Build :func:`image_classifier` for ``train_set`` (init seeded by ``seed``) and train it, cached.
+    """Build :func:`image_classifier` for ``train_set`` (seeded init) and train it, cached.
 
     The normalisation constants are the training set's per-channel mean and
     standard deviation; initial weights depend only on ``seed`` (the global
@@ -320,8 +321,7 @@ def train_autoencoder_cached(
 def reconstruction_error(
     ae: nn.Module, x: torch.Tensor, batch_size: int = 1024
 ) -> torch.Tensor:
-    """Per-image mean squared reconstruction error (N,), in eval mode (mode restored).
-    """
+    """Per-image mean squared reconstruction error (N,), in eval mode (mode restored)."""
     ae = check_model(ae, "ae")
     xt = check_images(x, "x")
     check_int(batch_size, "batch_size", 1)
@@ -564,8 +564,7 @@ def bootstrap_ci(
     level: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the median (or ``stat="mean"``) of ``values``.
-    """
+    """Percentile bootstrap interval of the median (or ``stat="mean"``) of ``values``."""
     if isinstance(values, torch.Tensor):
         if values.dtype == torch.bool or values.is_complex():
             raise TypeError(f"values: expected real numbers, got dtype {values.dtype}")

@@ -111,6 +111,7 @@ class ParamSnapshots:
             self._store(0, ens)
 
     def __call__(self, step: int, ens: Ensemble) -> None:
+        """Store after the training steps listed in ``at`` (the callback's signature)."""
         if step + 1 in self.at:
             self._store(step + 1, ens)
 
@@ -139,7 +140,7 @@ class EnsembleGeometry:
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, basis: torch.Tensor, at: Sequence[int],
-                 **recorder_kwargs: object) -> None:
+                 **recorder_kwargs: Any) -> None:
         self.at = _check_steps(at)
         self._args = (x, y, basis)
         self._kwargs = recorder_kwargs
@@ -164,6 +165,7 @@ class EnsembleGeometry:
             self._record(0, ens)
 
     def __call__(self, step: int, ens: Ensemble) -> None:
+        """Record after the training steps listed in ``at`` (the callback's signature)."""
         if step + 1 in self.at:
             self._record(step + 1, ens)
 
@@ -311,7 +313,10 @@ def orthogonal_drift(W0: torch.Tensor, W1: torch.Tensor, basis: torch.Tensor) ->
     check_basis(u.unsqueeze(0), torch.zeros(1, u.shape[0], dtype=u.dtype), "basis")
     a64, b64, u64 = a.double(), b.double(), u.double()
     proj = torch.eye(u64.shape[0], dtype=torch.float64) - u64 @ u64.T
-    flat = (lambda w: w.reshape(-1, *w.shape[-2:]))
+
+    def flat(w: torch.Tensor) -> torch.Tensor:
+        return w.reshape(-1, *w.shape[-2:])
+
     before = (flat(a64) @ proj).flatten(1).norm(dim=1)
     change = (flat(b64 - a64) @ proj).flatten(1).norm(dim=1)
     out = change / before.clamp_min(1e-300)
@@ -488,7 +493,7 @@ def explains_manifolds(n: int, k: int, n_train: int, n_test: int, *, cells: int 
     """
     from .. import synthetic
 
-    make = {
+    make: dict[str, Any] = {
         "flat subspace": synthetic.linear_subspace,
         "sinusoidal surface": lambda *a, **kw: synthetic.sinusoidal_surface(
             *a, amplitude=amplitude, **kw),

@@ -147,10 +147,12 @@ class RandomReLUNetworks:
 
     @property
     def device(self) -> torch.device:
+        """The device of the weights."""
         return self.weights[0].device
 
     @property
     def dtype(self) -> torch.dtype:
+        """The dtype of the weights."""
         return self.weights[0].dtype
 
     def __repr__(self) -> str:
@@ -256,7 +258,7 @@ def random_relu_networks(
     gen = torch.Generator().manual_seed(seed)
     dims = [d, *widths]
     weights = []
-    for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
+    for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:], strict=True)):
         var = 1.0 / fan_in if i == 0 else 2.0 / fan_in
         layer = torch.randn(n_networks, fan_in, fan_out, generator=gen, dtype=dtype)
         weights.append(layer.mul_(math.sqrt(var)).to(device))
@@ -297,7 +299,7 @@ def sphere_points(
 
 
 def _broadcast_x(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """x (N, d) or (M, N, d) as (M, N, d) matching gradients ``like``."""
+    """X (N, d) or (M, N, d) as (M, N, d) matching gradients ``like``."""
     x = x.to(device=like.device, dtype=like.dtype)
     return x.expand_as(like) if x.ndim == 2 else x
 

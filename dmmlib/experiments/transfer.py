@@ -1,4 +1,4 @@
-"""Do adversarial directions belong to the data or to one network?
+"""Whether adversarial directions belong to the data or to one network.
 
 If adversarial directions are *features* of the data (the critics' "stretchy
 feature" picture, and {Ilyas et al. 2019}), two networks trained
@@ -81,7 +81,7 @@ def input_gradients(
     dev = module_device(model)
     out = []
     with eval_mode(model), torch.enable_grad():
-        for xb, yb in zip(xt.split(batch_size), yt.split(batch_size)):
+        for xb, yb in zip(xt.split(batch_size), yt.split(batch_size), strict=True):
             xg = xb.detach().to(dev).requires_grad_(True)
             yb = yb.to(dev)
             z = model(xg)
@@ -150,8 +150,7 @@ def gradient_alignment(
 
 
 def random_cosine_scale(n: int) -> float:
-    """Standard deviation ``1/sqrt(n)`` of the cosine between two random directions of R^n.
-    """
+    """Standard deviation ``1/sqrt(n)`` of the cosine between two random directions of R^n."""
     check_int(n, "n", 1)
     return 1.0 / math.sqrt(n)
 
@@ -211,7 +210,7 @@ def targeted_examples(
     check_int(seed, "seed", 0)
     dev = module_device(model)
     advs, oks = [], []
-    for i, (xb, tb) in enumerate(zip(xt.split(batch_size), tt.split(batch_size))):
+    for i, (xb, tb) in enumerate(zip(xt.split(batch_size), tt.split(batch_size), strict=True)):
         xa, ok, *_ = pgd(
             model,
             xb.to(dev),
