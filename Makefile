@@ -59,7 +59,7 @@ book: $(STAMP) data js
 COLAB_VENV := _build/colab-venv
 
 # The scoreboard page shows what the chapters of this run recorded, nothing older.
-CLEAR_SCOREBOARD = $(BIN)/python -c "import dmmlib.scoreboard as s; s.clear()"
+CLEAR_SCOREBOARD = $(BIN)/python -c "import dmmlib.book.scoreboard as s; s.clear()"
 
 # A fresh weight and result cache for every `make test`: nothing it checks can come
 # from an earlier run (nbval fills it; the strict build of the same run reuses it).
