@@ -70,3 +70,10 @@ def test_the_collecting_pages_are_forced_to_execute():
     for name in ext.COLLECTORS:
         head = (ROOT / f"{name}.md").read_text()[:1500]
         assert "mystnb:\n  execution_mode: force" in head, name
+
+
+def test_the_stamp_names_the_profile(monkeypatch):
+    monkeypatch.setenv("DMM_PROFILE", "ci")
+    ci = ext._fingerprint()
+    monkeypatch.setenv("DMM_PROFILE", "cpu")
+    assert ext._fingerprint() != ci and ci.endswith("profile=ci")

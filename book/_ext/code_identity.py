@@ -9,6 +9,9 @@ what this extension does about each:
   dmmlib in use (:func:`dmmlib.cache.source_fingerprint`) is stored beside
   the build; when it differs, the execution cache is emptied and every page
   is read (and so executed) again.
+* **The profile changed** (``DMM_PROFILE``, or a GPU appeared): the cached
+  outputs are another profile's; the stamp holds the profile too, so this is
+  handled like a code change.
 * **One chapter changed.** It is re-executed and records new rows; the
   pages that only *collect* records (the scoreboard, the execution
   statistics) are re-read and re-executed after it in the same build
@@ -27,9 +30,11 @@ STAMP_NAME = ".dmmlib-source"
 
 
 def _fingerprint() -> str:
+    """The dmmlib source in use and the profile the chapters will run in."""
     from dmmlib.cache import source_fingerprint
+    from dmmlib.profiles import get_profile
 
-    return source_fingerprint()
+    return f"{source_fingerprint()} profile={get_profile().name}"
 
 
 def _stamp_path(app: Any) -> Path:
