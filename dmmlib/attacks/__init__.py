@@ -28,7 +28,7 @@ that restricts the perturbation (``complement=True``: its orthogonal
 complement); ``seed`` an int, a :class:`torch.Generator` or ``None`` (the
 global RNG); ``progress`` a tqdm bar (``None`` follows ``$DMM_PROGRESS``).
 
-Changed after 0.2.0: ``return_success=`` is gone (passing it is a TypeError;
+Changed in 0.2.0: ``return_success=`` is gone (passing it is a TypeError;
 every attack returns an :class:`AttackResult`); ``pgd(subspace=)`` is
 ``basis=``; ``lbfgs(target=, c_init=, search_steps=, seed=)`` is
 ``lbfgs(targeted=, c=, binary_search_steps=)`` with :func:`random_targets`;
