@@ -13,21 +13,10 @@ Nothing in the kernels imports this subpackage.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_submodules
 
 _SUBMODULES = ("plot", "nb", "interactive", "scoreboard")
 
 __all__ = list(_SUBMODULES)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_submodules(__name__, _SUBMODULES)

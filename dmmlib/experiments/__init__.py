@@ -20,21 +20,10 @@ Experiments may import the kernels (``dmmlib.attacks``, ``dmmlib.geometry``,
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_submodules
 
 _SUBMODULES = ("intriguing", "transfer", "linearity", "random_nets", "phases", "ilyas", "natural")
 
 __all__ = list(_SUBMODULES)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        globals()[name] = module
-        return module
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_submodules(__name__, _SUBMODULES)
