@@ -76,3 +76,32 @@ def test_verdicts_are_decided_by_the_null_and_kept_per_profile():
     assert scoreboard.load_verdicts("cpu") == []
     scoreboard.clear("ci")
     assert scoreboard.load_verdicts("ci") == [] and not scoreboard.verdicts_path("ci").exists()
+
+
+def test_factor_criterion_is_symmetric_in_ratio():
+    for ours, agree in ((0.5, True), (2.0, True), (0.49, False), (2.01, False), (0.0, False)):
+        e = scoreboard.record("f", chapter="c", quantity="q", ours=ours, published=1.0,
+                              source="s", factor=2.0, profile="ci")
+        assert e.agree is agree, ours
+    assert "factor 2" in e.criterion and "[0.5, 2]" in e.criterion
+    with pytest.raises(ValueError, match="exactly one"):
+        scoreboard.record("f", chapter="c", quantity="q", ours=1, published=1.0,
+                          source="s", factor=2.0, rel_tol=0.1, profile="ci")
+    with pytest.raises(ValueError, match="factor"):
+        scoreboard.record("f", chapter="c", quantity="q", ours=1, published=1.0,
+                          source="s", factor=1.0, profile="ci")
+    with pytest.raises(ValueError, match="positive"):
+        scoreboard.record("f", chapter="c", quantity="q", ours=1, published=-1.0,
+                          source="s", factor=2.0, profile="ci")
+
+
+def test_kind_separates_published_results_from_sanity_checks():
+    scoreboard.record("p", chapter="c", quantity="q", ours=1.0, published=1.0,
+                      source="Paper, Table 1", rel_tol=0.1, profile="ci")
+    scoreboard.record("s", chapter="c", quantity="identity", ours=0.143, published=0.1429,
+                      source="sqrt(16/784)", rel_tol=0.01, kind="sanity check", profile="ci")
+    kinds = {e.key: e.kind for e in scoreboard.load("ci")}
+    assert kinds == {"p": "published", "s": "sanity check"}
+    with pytest.raises(ValueError, match="kind"):
+        scoreboard.record("x", chapter="c", quantity="q", ours=1.0, published=1.0,
+                          source="s", rel_tol=0.1, kind="theorem", profile="ci")

@@ -18,17 +18,24 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .._validate import check_choice
 from ..cache import cache_dir
 from ..nulls import NullBand, decide
 from ..profiles import get_profile
 
-__all__ = ["Entry", "record", "load", "scoreboard_path", "clear", "Verdict", "record_verdict",
-           "load_verdicts", "verdicts_path"]
+__all__ = ["KINDS", "Entry", "record", "load", "scoreboard_path", "clear", "Verdict",
+           "record_verdict", "load_verdicts", "verdicts_path"]
+
+
+#: The groups a scoreboard row belongs to: a number a paper printed (its table or
+#: figure named in ``source``), or a sanity check (an identity, a theorem's bound,
+#: a closed form) that the code must reproduce but that is not evidence.
+KINDS = ("published", "sanity check")
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One published result and our measurement of it."""
+    """One published result (or sanity check) and our measurement of it."""
 
     key: str
     chapter: str
@@ -41,6 +48,7 @@ class Entry:
     profile: str
     note: str
     recorded_at: float
+    kind: str = "published"
 
 
 def scoreboard_path(profile: str | None = None) -> Path:
@@ -70,8 +78,10 @@ def record(
     source: str,
     agree: bool | None = None,
     rel_tol: float | None = None,
+    factor: float | None = None,
     criterion: str = "",
     note: str = "",
+    kind: str = "published",
     profile: str | None = None,
 ) -> Entry:
     """Record our measurement of a published result for the scoreboard.
@@ -86,28 +96,47 @@ def record(
     published: the published number, or a short statement ("about 100%").
     source: who published it (``"Szegedy et al. 2013, Table 1"``).
     agree: whether they agree; if ``None``, decided by ``rel_tol`` (relative
-        tolerance against a numeric ``published``).
+        tolerance against a numeric ``published``) or by ``factor`` (agree when
+        ``published / factor <= ours <= published * factor``, for a positive
+        ``published``).
     criterion: the rule used to decide agreement, in words (required when
         ``agree`` is given explicitly).
     note: how our setting differs, or why they disagree.
+    kind: ``"published"`` for a number a paper printed (name the table or
+        figure in ``source``), ``"sanity check"`` for an identity, a closed
+        form or a theorem's bound the code must reproduce; the scoreboard
+        shows the two groups apart and counts only the first as reproductions.
     """
+    check_choice(kind, "kind", KINDS)
     ours = float(ours)
     if not math.isfinite(ours):
         raise ValueError(f"ours: must be finite, got {ours}")
     if agree is None:
-        if rel_tol is None or isinstance(published, str):
+        if (rel_tol is None) == (factor is None) or isinstance(published, str):
             raise ValueError("agree: give agree=True/False with a criterion, or a numeric "
-                             "published value with rel_tol")
-        if rel_tol <= 0:
-            raise ValueError(f"rel_tol: must be positive, got {rel_tol}")
-        agree = abs(ours - float(published)) <= rel_tol * abs(float(published))
-        criterion = criterion or f"within {rel_tol:.0%} of the published value"
+                             "published value with exactly one of rel_tol and factor")
+        ref = float(published)
+        if rel_tol is not None:
+            if rel_tol <= 0:
+                raise ValueError(f"rel_tol: must be positive, got {rel_tol}")
+            agree = abs(ours - ref) <= rel_tol * abs(ref)
+            criterion = criterion or f"within {rel_tol:.0%} of the published value"
+        else:
+            assert factor is not None
+            if not factor > 1:
+                raise ValueError(f"factor: must be above 1, got {factor}")
+            if not ref > 0:
+                raise ValueError(f"published: a factor criterion needs a positive value, got {ref}")
+            agree = ref / factor <= ours <= ref * factor
+            criterion = criterion or (f"within a factor {factor:g} of the published value "
+                                      f"([{ref / factor:.3g}, {ref * factor:.3g}])")
     elif not criterion:
         raise ValueError("criterion: say how agreement was decided when passing agree")
     name = profile if profile is not None else get_profile().name
     entry = Entry(key=key, chapter=chapter, quantity=quantity, ours=ours,
                   published=str(published), source=source, criterion=criterion,
-                  agree=bool(agree), profile=name, note=note, recorded_at=time.time())
+                  agree=bool(agree), profile=name, note=note, recorded_at=time.time(),
+                  kind=kind)
     _update(scoreboard_path(name), key, asdict(entry))
     return entry
 
