@@ -17,9 +17,10 @@ ones below (``tests/test_layout.py`` checks it)::
         dmmlib.geometry   -> decision-boundary geometry (normals, distances, dimples)
         dmmlib.ensemble   -> many seeds of one small model trained as one (vmap)
         dmmlib.nulls      -> null models and the rule a verdict is decided by
+        dmmlib.hypotheses -> the DMM's claims (clinging, dimples) as tests against nulls
     experiments (one chapter's pipeline each)
         dmmlib.experiments.intriguing, transfer, linearity, random_nets,
-        phases, ilyas, natural
+        phases, ilyas, natural, rivals
     the book's helpers
         dmmlib.book.plot, nb, interactive, scoreboard
 
@@ -46,6 +47,7 @@ _KERNELS = (
     "device",
     "ensemble",
     "geometry",
+    "hypotheses",
     "manifold",
     "models",
     "nulls",
@@ -64,8 +66,14 @@ MOVED = {
     **{name: f"book.{name}" for name in ("nb", "plot", "interactive", "scoreboard")},
 }
 
+#: Experiment modules added after 0.1 (no old name to move from).
+_NEW_EXPERIMENTS = ("rivals",)
+
 #: Every public module by its short name (as the tests and the API reference list them).
-_PUBLIC_MODULES = {**{name: name for name in _KERNELS}, **MOVED}
+_PUBLIC_MODULES = {**{name: name for name in _KERNELS},
+                   **{k: v for k, v in MOVED.items() if v.startswith("experiments.")},
+                   **{name: f"experiments.{name}" for name in _NEW_EXPERIMENTS},
+                   **{k: v for k, v in MOVED.items() if v.startswith("book.")}}
 
 __all__ = ["__version__", *_SUBMODULES]
 

@@ -780,9 +780,12 @@ class DimpleProfile(NamedTuple):
     probes' tangent coordinates; ``bend``: the share of the height's variance
     that no affine function of the coordinates explains (0 for any
     hyperplane boundary over a flat manifold, whatever its tilt);
-    ``locality``: Spearman correlation between the affine fit's absolute
-    residual and ``nearest`` (negative: the bending is concentrated at the
-    training points, as dimples are).
+    ``locality``: Spearman correlation between the affine fit's residual,
+    oriented towards the nearest training point's class, and ``nearest``
+    (negative: the boundary is pushed away from the manifold most at the
+    training points, each towards the side of its own class, as dimples are;
+    near 0 for bending unrelated to the points). Without training labels the
+    residual's absolute value is used instead.
     """
 
     height: torch.Tensor
@@ -810,6 +813,7 @@ def dimple_profile(
     basis: torch.Tensor,
     train_x: torch.Tensor,
     *,
+    train_y: torch.Tensor | None = None,
     pair: tuple[int, int] = (1, 0),
     coords: torch.Tensor | None = None,
     max_distance: float = 1.0,
@@ -839,6 +843,11 @@ def dimple_profile(
         Orthonormal tangent bases at the probes, (N, D, k).
     train_x : torch.Tensor
         The training points, (M, D).
+    train_y : torch.Tensor, optional
+        Their labels (M,). With them the residual is oriented: positive where
+        the boundary lies farther than the affine fit from the probe, on the
+        side of the nearest training point's class (the probe sits deeper in
+        that class than a plane would put it), which is what a dimple does.
     pair : tuple of int
         The boundary between classes ``a`` and ``b``: the margin ``z_a - z_b``.
     coords : torch.Tensor, optional
@@ -885,7 +894,12 @@ def dimple_profile(
                                     batch_size)
     height = (side * dist).detach().cpu().double()
     found = found.cpu()
-    nearest = torch.cdist(pt.detach().cpu().double(), tx.detach().cpu().double()).amin(1)
+    near_d, near_i = torch.cdist(pt.detach().cpu().double(), tx.detach().cpu().double()).min(1)
+    nearest = near_d
+    orient = None
+    if train_y is not None:
+        ty = check_labels(train_y, tx, "train_y").cpu()
+        orient = torch.where(ty[near_i] == a, 1.0, -1.0).to(torch.float64)
     if coords is None:
         c = torch.einsum("ndk,nd->nk", Ut.detach().cpu().double(), pt.detach().cpu().double())
     else:
@@ -901,5 +915,6 @@ def dimple_profile(
         resid = h - (design @ coef).squeeze(1)
         var = float(((h - h.mean()) ** 2).sum())
         bend = float((resid ** 2).sum()) / var if var > 0 else 0.0
-        locality = _spearman(resid.abs(), nearest[ok])
+        signed = resid.abs() if orient is None else resid * orient[ok]
+        locality = _spearman(signed, nearest[ok])
     return DimpleProfile(height, found, nearest, c, bend, locality)
