@@ -190,7 +190,7 @@ def linear_classifier(x: torch.Tensor, y: torch.Tensor, *, n_classes: int | None
 
 def clinging_test(model: nn.Module, x: torch.Tensor, y: torch.Tensor, basis: torch.Tensor, *,
                   null: NullBand | None = None, level: float = 0.9) -> HypothesisTest:
-    """Does the boundary run along the manifold more than a random boundary does?
+    """Test whether the boundary runs along the manifold more than a random one does.
 
     The measurement is the median, over the points ``x``, of the share of the
     boundary normal (the gradient of the margin between ``y`` and the
@@ -241,7 +241,7 @@ def dimple_test(model: nn.Module, probes: torch.Tensor, basis: torch.Tensor,
                 pair: tuple[int, int] = (1, 0), coords: torch.Tensor | None = None,
                 bend_floor: float = 0.02, max_distance: float = 1.0, tol: float = 1e-4,
                 n_scan: int = 32) -> DimpleTest:
-    """Does the boundary bend around the training points, as a dimple does?
+    """Test whether the boundary bends around the training points, as a dimple does.
 
     :func:`dmmlib.geometry.dimple_profile` measures the boundary's height
     over the manifold at ``probes`` and the share of its variance no affine
