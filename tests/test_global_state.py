@@ -51,7 +51,16 @@ from dmmlib import (
     train,
 )
 from dmmlib.book import interactive, nb, plot, scoreboard
-from dmmlib.experiments import ilyas, intriguing, linearity, natural, phases, random_nets, transfer
+from dmmlib.experiments import (
+    ilyas,
+    intriguing,
+    linearity,
+    natural,
+    phases,
+    random_nets,
+    rivals,
+    transfer,
+)
 
 # Public names that are plain types or constants, not functions that do work.
 EXEMPT = {
@@ -65,6 +74,7 @@ EXEMPT = {
     "phases.Phases", "random_nets.Crossing", "random_nets.LogLogFit", "random_nets.OneStep",
     "transfer.Alignment", "nb.Setup",
     "nulls.NullBand", "scoreboard.Verdict", "geometry.DimpleProfile",
+    "rivals.TiltTask",
 }
 # dmmlib.data re-exports dmmlib.synthetic: the same objects, checked once.
 ALIASES = {f"data.{n}": f"synthetic.{n}" for n in synthetic.__all__}
@@ -597,12 +607,47 @@ _add("phases.factor_sweep", lambda c: phases.factor_sweep(
     [{"alpha": 1.0, "wd": 0.0, "lr_mult": 1.0, "width": 4}], seeds=1, steps=2, lr0=0.1,
     momentum=0.9), "rng")
 _add("phases.explains_manifolds", lambda c: phases.explains_manifolds(4, 2, 10, 5))
+# --- rivals
+_add("rivals.tilt_task", lambda c: rivals.tilt_task(6, 2, 10, seed=1))
+_add("rivals.affine_direction", lambda c: rivals.affine_direction(c.toy_model, 3))
+_add("rivals.centroid_direction", lambda c: rivals.centroid_direction(c.toy.x, c.toy.y))
+_add("rivals.tilt_geometry", lambda c: rivals.tilt_geometry(
+    torch.ones(3), 0.1, torch.eye(3)[:, :1], c.toy.x))
+_add("rivals.locality_null", lambda c: rivals.locality_null(geometry.DimpleProfile(
+    torch.rand(8, generator=c.g).double(), torch.ones(8, dtype=torch.bool),
+    torch.rand(8, generator=c.g).double(), torch.rand(8, 1, generator=c.g).double(), 0.1, 0.0),
+    draws=10))
+_add("rivals.tilt_experiment", lambda c: rivals.tilt_experiment(
+    n=6, k=2, n_train=10, n_test=20, weight_decays=[0.0, 0.1], seeds=1, steps=3, hidden=4,
+    net_steps=3, centroid_sets=3), "rng", "weights")
+_add("rivals.sphere_data", lambda c: rivals.sphere_data(4, 10, seed=0))
+_add("rivals.sphere_pgd", lambda c: rivals.sphere_pgd(
+    c.toy_model, c.toy.x, c.toy.y, torch.full((20,), 0.1), steps=2))
+_add("rivals.on_sphere_distance", lambda c: rivals.on_sphere_distance(
+    c.toy_model, c.toy.x, c.toy.y, [0.1, 0.5], steps=2))
+_add("rivals.sphere_error_rate", lambda c: rivals.sphere_error_rate(c.toy_model, 3, 1.0, 0, 50))
+_add("rivals.cap_median_distance", lambda c: rivals.cap_median_distance(16, 0.01))
+_add("rivals.cap_distance_null", lambda c: rivals.cap_distance_null(
+    16, [(1.0, 3, 100, 5)], draws=10))
+_add("rivals.sphere_experiment", lambda c: rivals.sphere_experiment(
+    [3], n_train=20, epochs=1, hidden=4, n_attack=10, eps_grid=[0.5], steps=2, n_error=20),
+    "rng", "weights")
+_add("rivals.sphere_null", lambda c: rivals.sphere_null(
+    {"n": 16, "errors": [1, 2], "n_error": 100, "radius_of": [1.0, 1.3]}, max_distance=1.0,
+    draws=10))
+_add("rivals.noise_errors", lambda c: rivals.noise_errors(c.toy_model, c.toy.x, c.toy.y, 0.1, 4))
+_add("rivals.halfspace_distance", lambda c: rivals.halfspace_distance(0.1, torch.tensor([0, 3]), 8))
+_add("rivals.halfspace_ratio_null", lambda c: rivals.halfspace_ratio_null(
+    torch.rand(5, generator=c.g), 0.1, 8, draws=10))
+_add("rivals.concentration_experiment", lambda c: rivals.concentration_experiment(
+    [4], n_train=8, n_test=6, steps=2, sigma_noise=0.1, n_noise=4, hidden=(4,)),
+    "rng", "weights")
 _add("validation-error", lambda c: pytest.raises(ValueError, A.pgd, c.model, c.x * 2, c.y, 0.1))
 
 COVERED_MODULES = ("attacks", "cache", "data", "device", "ensemble", "geometry", "ilyas",
                    "interactive", "intriguing", "linearity", "manifold", "models", "natural",
-                   "nb", "nulls", "ops", "phases", "plot", "profiles", "random_nets", "scoreboard",
-                   "synthetic", "train", "transfer")
+                   "nb", "nulls", "ops", "phases", "plot", "profiles", "random_nets", "rivals",
+                   "scoreboard", "synthetic", "train", "transfer")
 
 
 # --------------------------------------------------------------------------- the snapshot

@@ -11,6 +11,8 @@
 :mod:`~dmmlib.experiments.ilyas`             training on mislabelled adversarial examples
 :mod:`~dmmlib.experiments.natural`           autoencoder tangent spaces on natural images,
                                              attacks confined to them or kept off them
+:mod:`~dmmlib.experiments.rivals`            boundary tilting, adversarial spheres and
+                                             concentration of measure
 ===========================================  ==========================================
 
 Experiments may import the kernels (``dmmlib.attacks``, ``dmmlib.geometry``,
@@ -22,7 +24,8 @@ from __future__ import annotations
 
 from .._lazy import lazy_submodules
 
-_SUBMODULES = ("intriguing", "transfer", "linearity", "random_nets", "phases", "ilyas", "natural")
+_SUBMODULES = ("intriguing", "transfer", "linearity", "random_nets", "phases", "ilyas", "natural",
+               "rivals")
 
 __all__ = list(_SUBMODULES)
 
