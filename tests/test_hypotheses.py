@@ -194,3 +194,32 @@ def test_dimple_test_refuses_a_missing_null():
     with pytest.raises(TypeError, match="locality_null"):
         hypotheses.dimple_test(_linear(torch.ones(2), 0.0), probes, basis, probes[:3],
                                torch.zeros(3, dtype=torch.long), locality_null=0.1)
+
+
+def test_flat_probes_span_the_data_and_refuse_curved_manifolds():
+    toy = synthetic.five_points_line()
+    p, b, c = phases.flat_probes(toy, 11)
+    assert p.shape == (11, 2) and b.shape == (11, 2, 1) and c.shape == (11, 1)
+    assert torch.allclose(p[:, 1], torch.full((11,), 0.5)) and p[0, 0] == pytest.approx(0.05)
+    cb = synthetic.checkerboard_plane(5)
+    p, b, c = phases.flat_probes(cb, 10)
+    assert p.shape == (16, 3) and torch.allclose(p[:, 2], torch.full((16,), 0.5))
+    hd = synthetic.linear_subspace(20, 3, 50, seed=0)
+    p, b, c = phases.flat_probes(hd, 30)
+    U = hd.tangent[0]
+    assert torch.allclose(p - p @ U @ U.T, (hd.x[0] - hd.x[0] @ U @ U.T).expand_as(p), atol=1e-5)
+    with pytest.raises(ValueError, match="flat"):
+        phases.flat_probes(phases.wavy_checkerboard(5), 10)
+
+
+def test_dimple_over_seeds_counts_flat_boundaries_as_no_dimple():
+    toy = synthetic.five_points_line()
+    probes = phases.flat_probes(toy, 61)
+    untrained = [phases.scaled_mlp(2, 400, 8.0, s) for s in range(12)]
+    planes = [_linear(torch.tensor([0.3, 1.0]), -0.6) for _ in range(3)]
+    tests, null, measured = phases.dimple_over_seeds(planes, untrained, toy, *probes,
+                                                     max_distance=2.0)
+    assert null.kind == "untrained network" and measured == pytest.approx(null.median, abs=1e-6)
+    assert all(t.outcome == "cannot distinguish" for t in tests)
+    with pytest.raises(ValueError, match="untrained"):
+        phases.dimple_over_seeds(planes, planes, toy, *probes)

@@ -105,3 +105,21 @@ def test_kind_separates_published_results_from_sanity_checks():
     with pytest.raises(ValueError, match="kind"):
         scoreboard.record("x", chapter="c", quantity="q", ours=1.0, published=1.0,
                           source="s", rel_tol=0.1, kind="theorem", profile="ci")
+
+
+def test_describe_and_glue_outcome():
+    from dmmlib import nulls
+    from dmmlib.book import nb
+
+    v = scoreboard.record_verdict("d", chapter="c", hypothesis="h", measured=0.01,
+                                  null=nulls.on_fraction_null(50, 2), predicts="below",
+                                  profile="ci")
+    text = scoreboard.describe(v)
+    assert "measured 0.01" in text and "**supports**" in text and "90% band" in text
+    said = nb.glue_outcome("x", v.outcome, {"supports": "yes", "contradicts": "no",
+                                            "cannot distinguish": "maybe"})
+    assert said == "yes"
+    with pytest.raises(ValueError, match="sentences"):
+        nb.glue_outcome("x", "supports", {"supports": "yes"})
+    with pytest.raises(ValueError, match="outcome"):
+        nb.glue_outcome("x", "perhaps", {})

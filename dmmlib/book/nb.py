@@ -47,6 +47,35 @@ def glue(name: str, value: Any, display: bool = False) -> None:
     _glue(name, value, display=display)
 
 
+def glue_outcome(name: str, outcome: str, sentences: dict[str, str]) -> str:
+    """Glue the sentence written for the outcome the run produced, and return it.
+
+    The prose around a verdict is chosen by its outcome: the chapter writes one
+    sentence for each of :data:`dmmlib.nulls.OUTCOMES` *before* the run, and
+    the run picks one. A missing outcome is an error, so no outcome can reach
+    the page without its own words.
+
+    Parameters
+    ----------
+    name : str
+        The glue name (shown with ``{glue:md}`name```).
+    outcome : str
+        One of ``"supports"``, ``"contradicts"``, ``"cannot distinguish"``.
+    sentences : dict of str to str
+        A sentence for every outcome.
+    """
+    from ..nulls import OUTCOMES
+
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome: unknown value {outcome!r}; choose one of {list(OUTCOMES)}")
+    missing = [o for o in OUTCOMES if o not in sentences]
+    if missing:
+        raise ValueError(f"sentences: no sentence for the outcome(s) {missing}")
+    text = sentences[outcome]
+    glue(name, text)
+    return text
+
+
 def static_figures() -> bool:
     """True when interactive controls should be drawn as static figures.
 

@@ -24,7 +24,7 @@ from ..nulls import NullBand, decide
 from ..profiles import get_profile
 
 __all__ = ["KINDS", "Entry", "record", "load", "scoreboard_path", "clear", "Verdict",
-           "record_verdict", "load_verdicts", "verdicts_path"]
+           "record_verdict", "load_verdicts", "verdicts_path", "describe"]
 
 
 #: The groups a scoreboard row belongs to: a number a paper printed (its table or
@@ -282,3 +282,20 @@ def load_verdicts(profile: str | None = None) -> list[Verdict]:
         except TypeError:
             continue  # an older format: the next run rewrites it
     return sorted(rows, key=lambda v: (v.chapter, v.key))
+
+
+def describe(verdict: Verdict, digits: int = 2) -> str:
+    """One Markdown sentence with a verdict's numbers: what a chapter prints beside its prose.
+
+    For example ``"measured 0.21; random direction null: median 0.17, 90% band
+    [0.046, 0.34]; outcome: **cannot distinguish**"``.
+    """
+    if not isinstance(verdict, Verdict):
+        raise TypeError(f"verdict: expected a Verdict, got {type(verdict).__name__}")
+
+    def f(v: float) -> str:
+        return f"{v:.{digits}g}" if v != 0 else "0"
+
+    return (f"measured {f(verdict.measured)}; {verdict.null_kind} null: median "
+            f"{f(verdict.null_median)}, {verdict.null_level:.0%} band [{f(verdict.null_low)}, "
+            f"{f(verdict.null_high)}]; outcome: **{verdict.outcome}**")

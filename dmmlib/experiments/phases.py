@@ -57,6 +57,7 @@ __all__ = [
     "scaled_mlp", "train_recorded",
     "factor_sweep",
     "explains_manifolds",
+    "flat_probes", "on_fraction_over_seeds", "dimple_over_seeds",
 ]
 
 
@@ -472,6 +473,111 @@ def factor_sweep(x: torch.Tensor, y: torch.Tensor, tangent: torch.Tensor,
                         "dist_normal": float(per["dist_normal"].mean()),
                         "dist_on": float(per["dist_on"].mean()), "drift": float(drift[i])})
     return out
+
+
+# ------------------------------------------------------------------ tests against nulls
+def flat_probes(ds: ManifoldDataset, n: int, *, seed: int = 0
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Probe points on a flat manifold, spread over the data's coordinate range.
+
+    For the dimple test (:func:`dmmlib.hypotheses.dimple_test`): points of the
+    manifold near and between the training points. With ``k = 1`` they are
+    evenly spaced, with ``k = 2`` on a square grid (``ceil(sqrt(n))**2``
+    points), otherwise uniform in the coordinates' bounding box (seeded by
+    ``seed``; the global RNG is untouched).
+
+    Parameters
+    ----------
+    ds : ManifoldDataset
+        A flat manifold (the same tangent basis at every point).
+    n : int
+        About how many probes.
+    seed : int
+        Seeds the uniform probes when ``k > 2``.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        ``probes`` (P, D), their tangent bases (P, D, k) and coordinates (P, k).
+    """
+    if not isinstance(ds, ManifoldDataset):
+        raise TypeError(f"ds: expected a ManifoldDataset, got {type(ds).__name__}")
+    n = check_int(n, "n", 4)
+    U = ds.tangent[0]
+    if not torch.allclose(ds.tangent, U.expand_as(ds.tangent), atol=1e-6):
+        raise ValueError("ds: the manifold is not flat (its tangent basis changes); the dimple "
+                         "test's affine fit needs a flat manifold")
+    c = ds.x @ U                                          # (N, k) coordinates
+    origin = ds.x[0] - U @ c[0]                           # the part of the plane orthogonal to U
+    lo, hi = c.min(0).values, c.max(0).values
+    k = U.shape[1]
+    if k == 1:
+        coords = torch.linspace(0, 1, n, dtype=U.dtype)[:, None]
+    elif k == 2:
+        side = math.ceil(math.sqrt(n))
+        g = torch.linspace(0, 1, side, dtype=U.dtype)
+        coords = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    else:
+        gen = torch.Generator().manual_seed(check_int(seed, "seed", 0))
+        coords = torch.rand(n, k, generator=gen, dtype=U.dtype)
+    coords = lo + coords * (hi - lo)
+    probes = origin + coords @ U.T
+    return probes, U.expand(probes.shape[0], *U.shape), coords
+
+
+def on_fraction_over_seeds(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor,
+                           basis: torch.Tensor) -> torch.Tensor:
+    """The clinging measure of each model: the median on-manifold share of its normal at ``x``.
+
+    One value per model (float64, CPU), as :func:`dmmlib.hypotheses.clinging_test`
+    measures it; a null band over untrained networks or linear classifiers
+    comes from the same function applied to them.
+    """
+    from ..hypotheses import clinging_test
+
+    return torch.tensor([clinging_test(m, x, y, basis).measured for m in models],
+                        dtype=torch.float64)
+
+
+def dimple_over_seeds(trained: Sequence[nn.Module], untrained: Sequence[nn.Module],
+                      ds: ManifoldDataset, probes: torch.Tensor, basis: torch.Tensor,
+                      coords: torch.Tensor, *, max_distance: float = 1.0,
+                      bend_floor: float = 0.02) -> tuple[list[Any], Any, float]:
+    """The dimple test of each trained model against untrained networks of its architecture.
+
+    The locality null is the band of ``profile.locality`` over ``untrained``
+    (those whose boundary crosses at enough probes). The summary is the median
+    of the trained models' localities, where a model whose boundary is as flat
+    as a plane (bend at most ``bend_floor``) counts at the null's median: it
+    shows no dimple.
+
+    Returns
+    -------
+    tests : list of dmmlib.hypotheses.DimpleTest
+        One per trained model.
+    null : dmmlib.nulls.NullBand
+        ``kind="untrained network"``.
+    measured : float
+        The median locality as described.
+    """
+    from ..hypotheses import dimple_test, spearman_null
+    from ..nulls import band
+
+    def run(model: nn.Module, null: Any) -> Any:
+        return dimple_test(model, probes, basis, ds.x, ds.y, locality_null=null, coords=coords,
+                           max_distance=max_distance, bend_floor=bend_floor)
+
+    first = spearman_null(max(int(probes.shape[0]), 4))
+    values = [run(m, first).profile.locality for m in untrained]
+    finite = [v for v in values if math.isfinite(v)]
+    if len(finite) < 3:
+        raise ValueError(f"untrained: only {len(finite)} of {len(values)} untrained networks "
+                         "cross the manifold's neighbourhood; raise max_distance or add seeds")
+    null = band(finite, kind="untrained network")
+    tests = [run(m, null) for m in trained]
+    per = [t.profile.locality if t.flat == "supports" else null.median for t in tests]
+    per = [v if math.isfinite(v) else null.median for v in per]
+    return tests, null, float(torch.tensor(per).median())
 
 
 # ------------------------------------------------------------------ "what the DMM explains"
