@@ -222,4 +222,5 @@ def test_dimple_over_seeds_counts_flat_boundaries_as_no_dimple():
     assert null.kind == "untrained network" and measured == pytest.approx(null.median, abs=1e-6)
     assert all(t.outcome == "cannot distinguish" for t in tests)
     with pytest.raises(ValueError, match="untrained"):
-        phases.dimple_over_seeds(planes, planes, toy, *probes)
+        never = [_linear(torch.tensor([0.0, 1.0]), 100.0)] * 3  # never crosses near the line
+        phases.dimple_over_seeds(planes, never, toy, *probes)
