@@ -42,6 +42,7 @@ from dmmlib import (
     device,
     ensemble,
     geometry,
+    hypotheses,
     manifold,
     models,
     nulls,
@@ -75,6 +76,7 @@ EXEMPT = {
     "transfer.Alignment", "nb.Setup",
     "nulls.NullBand", "scoreboard.Verdict", "geometry.DimpleProfile",
     "rivals.TiltTask",
+    "hypotheses.HypothesisTest", "hypotheses.DimpleTest", "scoreboard.KINDS",
 }
 # dmmlib.data re-exports dmmlib.synthetic: the same objects, checked once.
 ALIASES = {f"data.{n}": f"synthetic.{n}" for n in synthetic.__all__}
@@ -287,6 +289,26 @@ _add("geometry.decision_surface_3d", lambda c: geometry.decision_surface_3d(c.cu
 _add("geometry.dimple_profile", lambda c: geometry.dimple_profile(
     c.box, torch.rand(6, 2, generator=c.g), torch.eye(2, 1).expand(6, 2, 1),
     torch.rand(3, 2, generator=c.g)))
+_add("hypotheses.spearman_null", lambda c: hypotheses.spearman_null(10))
+_add("hypotheses.linear_classifier", lambda c: hypotheses.linear_classifier(
+    c.toy.x, c.toy.y, steps=3))
+_add("hypotheses.clinging_test", lambda c: hypotheses.clinging_test(
+    c.toy_model, c.toy.x[:4], c.toy.y[:4], c.toy.tangent[:4]))
+_add("hypotheses.dimple_test", lambda c: hypotheses.dimple_test(
+    c.box, torch.rand(6, 2, generator=c.g), torch.eye(2, 1).expand(6, 2, 1),
+    torch.rand(3, 2, generator=c.g), torch.tensor([0, 1, 0]),
+    locality_null=hypotheses.spearman_null(6)))
+_add("phases.flat_probes", lambda c: phases.flat_probes(synthetic.five_points_line(), 5))
+_add("phases.on_fraction_over_seeds", lambda c: phases.on_fraction_over_seeds(
+    [c.toy_model], c.toy.x[:4], c.toy.y[:4], c.toy.tangent[:4]))
+_add("phases.dimple_over_seeds", lambda c: phases.dimple_over_seeds(
+    [c.box], [c.box, c.box, c.box], synthetic.five_points_line(),
+    *phases.flat_probes(synthetic.five_points_line(), 8), max_distance=3.0))
+_add("scoreboard.describe", lambda c: scoreboard.describe(scoreboard.record_verdict(
+    "gs.d", chapter="c", hypothesis="h", measured=0.1, null=nulls.band([0.2, 0.3], kind="s"),
+    predicts="below", profile="ci")))
+_add("nb.glue_outcome", lambda c: nb.glue_outcome(
+    "gs", "supports", {"supports": "a", "contradicts": "b", "cannot distinguish": "c"}))
 _add("geometry.level_set_mesh", lambda c: geometry.level_set_mesh(
     torch.linspace(-1, 1, 27).reshape(3, 3, 3)))
 # --- manifold
@@ -644,7 +666,8 @@ _add("rivals.concentration_experiment", lambda c: rivals.concentration_experimen
     "rng", "weights")
 _add("validation-error", lambda c: pytest.raises(ValueError, A.pgd, c.model, c.x * 2, c.y, 0.1))
 
-COVERED_MODULES = ("attacks", "cache", "data", "device", "ensemble", "geometry", "ilyas",
+COVERED_MODULES = ("attacks", "cache", "data", "device", "ensemble", "geometry", "hypotheses",
+                   "ilyas",
                    "interactive", "intriguing", "linearity", "manifold", "models", "natural",
                    "nb", "nulls", "ops", "phases", "plot", "profiles", "random_nets", "rivals",
                    "scoreboard", "synthetic", "train", "transfer")
