@@ -105,7 +105,7 @@ def test_a_linear_classifier_trained_on_the_checkerboard_has_no_dimples():
     prof = geometry.dimple_profile(lin, probes, basis, board.x, max_distance=50.0, tol=1e-6,
                                    n_scan=64)
     assert int(prof.found.sum()) > 100
-    assert prof.bend < 1e-4
+    assert prof.bend < 1e-3  # float32 bisection; a dimpled boundary reads 0.1 and more
 
 
 class Dimpled(nn.Module):

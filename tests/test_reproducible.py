@@ -133,8 +133,13 @@ def _digests(profile_name: str = "ci") -> dict[str, str]:
 
 
 def _run_in_fresh_process(tmp: Path, hash_seed: str) -> dict[str, str]:
-    code = ("import json, sys; sys.path.insert(0, 'tests'); "
-            "import test_reproducible as t; print(json.dumps(t._digests('ci')))")
+    # the same torch thread count as this process (tests/conftest.py sets one thread):
+    # bit-for-bit reproducibility is promised at a fixed thread count, since a
+    # matrix product's summation order depends on how many threads split it
+    code = ("import json, sys, torch; torch.set_num_threads(torch_threads); "
+            "sys.path.insert(0, 'tests'); "
+            "import test_reproducible as t; print(json.dumps(t._digests('ci')))").replace(
+        "torch_threads", str(torch.get_num_threads()))
     env = {**os.environ, "PYTHONHASHSEED": hash_seed, "DMM_CACHE": str(tmp / "cache"),
            "DMM_PROGRESS": "0", "PYTHONPATH": str(ROOT)}
     env.pop("DMM_PROFILE", None)
