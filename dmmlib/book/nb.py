@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["glue", "glue_outcome", "in_colab", "static_figures", "explore", "profile_note", "Setup", "setup"]
+__all__ = ["glue", "glue_outcome", "in_colab", "static_figures", "explore", "profile_note",
+           "Setup", "setup"]
 
 
 def in_colab() -> bool:
