@@ -59,7 +59,8 @@ def glue_outcome(name: str, outcome: str, sentences: dict[str, str]) -> str:
     Parameters
     ----------
     name : str
-        The glue name (shown with ``{glue:md}`name```).
+        The glue name; the sentence is glued as Markdown, to be shown with
+        ``{glue:md}`name```.
     outcome : str
         One of ``"supports"``, ``"contradicts"``, ``"cannot distinguish"``.
     sentences : dict of str to str
@@ -73,7 +74,9 @@ def glue_outcome(name: str, outcome: str, sentences: dict[str, str]) -> str:
     if missing:
         raise ValueError(f"sentences: no sentence for the outcome(s) {missing}")
     text = sentences[outcome]
-    glue(name, text)
+    from IPython.display import Markdown
+
+    glue(name, Markdown(text))  # shown with {glue:md}`name`
     return text
 
 
