@@ -129,7 +129,7 @@ def tilt_task(n: int, k: int, n_points: int, *, separation: float = 1.0, spread:
 
 @torch.no_grad()
 def affine_direction(model: nn.Module, n: int) -> tuple[torch.Tensor, float]:
-    """``(w, b)`` of an affine two-class model: its logit margin ``z_1 - z_0 = w . x + b``.
+    """``(w, b)`` of an affine two-class model: its logit margin ``z_1 - z_0 = w @ x + b``.
 
     Read off by evaluating the model at 0 and at the unit vectors (exact for
     an affine model whatever its parametrisation; a normalisation layer
@@ -169,7 +169,7 @@ def centroid_direction(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, 
 
 def tilt_geometry(w: torch.Tensor, b: float, basis: torch.Tensor, x: torch.Tensor
                   ) -> dict[str, torch.Tensor]:
-    """Tilt of the hyperplane ``w . x + b = 0`` against ``span(basis)`` and the distances at ``x``.
+    """Tilt of the hyperplane ``w @ x + b = 0`` against ``span(basis)`` and the distances at ``x``.
 
     Returns
     -------
