@@ -38,7 +38,7 @@ from torch import nn
 
 from ._validate import check_int, check_nonnegative, check_positive, check_tensor
 from .geometry import DimpleProfile, boundary_normal, clinging, dimple_profile
-from .nulls import NullBand, decide, on_fraction_null
+from .nulls import NullBand, _check_level, decide, on_fraction_null
 
 __all__ = [
     "HypothesisTest",
@@ -82,13 +82,6 @@ class DimpleTest(NamedTuple):
     flat: str
     local: str
     outcome: str
-
-
-def _check_level(level: object) -> float:
-    value = check_positive(level, "level")
-    if value >= 1.0:
-        raise ValueError(f"level: expected a probability in (0, 1), got {level!r}")
-    return value
 
 
 def spearman_null(m: int, *, level: float = 0.9) -> NullBand:
