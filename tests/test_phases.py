@@ -136,6 +136,41 @@ def test_boundary_gap_2d_measures_a_tilted_line():
         phases.boundary_gap_2d(grid, 0.5, x_range=(2.0, 3.0))
 
 
+def test_line_gap_reads_a_tilted_line_and_a_boundary_that_only_crosses_it():
+    # a line tilted by 0.2 over [0.05, 1.05] strays up to 0.11 from y = 0.5; its 90th
+    # percentile over the columns is about 0.9 * 0.11
+    gap = phases.line_gap(_Tilted(0.2), shape=(401, 201))
+    assert 0.08 < gap < 0.1
+    assert phases.line_gap(_Tilted(0.0)) < 1e-3
+    assert math.isclose(phases.line_gap(_Tilted(0.2), quantile=1.0, shape=(401, 201)),
+                        0.11, abs_tol=2e-3)
+
+    class _Vertical(torch.nn.Module):  # the boundary x = 0.5 crosses the line once, steeply
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            m = x[:, 0] - 0.5
+            return torch.stack([-m, m], 1)
+
+    assert phases.line_gap(_Vertical()) == 1.0  # no column has a crossing: the box's height
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="quantile"):
+            phases.line_gap(_Tilted(0.2), quantile=bad)
+
+
+def test_factor_sweep_reports_the_clinging_tests_statistic():
+    from dmmlib import hypotheses
+
+    ds = linear_subspace(12, 2, 32, labels="intervals", cells=2, seed=0)
+    idx = torch.arange(0, 32, 4)
+    rows = phases.factor_sweep(ds.x, ds.y, ds.tangent, idx,
+                               [dict(alpha=1.0, wd=0.0, lr_mult=1.0, width=8)], seeds=2,
+                               steps=1, lr0=1e-9, momentum=0.0)  # the networks barely move
+    assert [r["seed"] for r in rows] == [0, 1]
+    for row in rows:
+        net = phases.scaled_mlp(12, 8, 1.0, row["seed"], std=0.1)
+        want = hypotheses.clinging_test(net, ds.x[idx], ds.y[idx], ds.tangent[idx]).measured
+        assert row["on_fraction"] == pytest.approx(want, abs=1e-4)
+
+
 def test_gradient_descent_never_moves_the_orthogonal_weights_but_weight_decay_does():
     ds = linear_subspace(20, 2, 40, labels="intervals", cells=2, seed=1)
     nets = []

@@ -14,7 +14,9 @@ need:
   :func:`dmmlib.ensemble.train_ensemble`;
 * :func:`detect_phases` marks a clinging and a dimpling phase in those curves
   by explicit rules, and says when the curves do not show one;
-* :func:`boundary_gap_2d` measures how far a 2-D boundary runs from a line;
+* :func:`boundary_gap_2d` measures how far a 2-D boundary runs from a line,
+  and :func:`line_gap` sums it up as one number per model (the toy's
+  clinging measure);
 * :func:`orthogonal_drift` checks that gradient descent never changes the
   first-layer weights' component orthogonal to the data;
 * :func:`wavy_checkerboard` is a curved 2-D manifold in R^3 (the graph of a
@@ -50,6 +52,7 @@ __all__ = [
     "Phases",
     "detect_phases",
     "boundary_gap_2d",
+    "line_gap",
     "orthogonal_drift",
     "wavy_checkerboard",
     "CLINGING_SIZES", "EXPLAINS_SIZES",
@@ -76,6 +79,43 @@ def scale_init(model: nn.Module, factor: float) -> nn.Module:
         for p in model.parameters():
             p.mul_(factor)
     return model
+
+
+def line_gap(model: nn.Module, *, line_y: float = 0.5,
+             x_range: tuple[float, float] = (0.05, 1.05), y_range: tuple[float, float] = (0.0, 1.0),
+             shape: tuple[int, int] = (41, 201), quantile: float = 0.9) -> float:
+    """How far a 2-D model's boundary strays from the line ``y = line_y``: one number.
+
+    The ``quantile`` of :func:`boundary_gap_2d` over the grid columns in
+    ``x_range`` (a column without a crossing in ``y_range`` counts as 1, the
+    height of the box): the boundary lies within the gap of the line over that
+    share of the data's range. The five-point toy's clinging measure.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A 2-D classifier returning logits.
+    line_y : float
+        The line's height.
+    x_range, y_range : tuple of float
+        The grid's box (``x_range`` is the data's range).
+    shape : tuple of int
+        Grid resolution ``(nx, ny)`` as in :func:`dmmlib.geometry.decision_grid_2d`.
+    quantile : float
+        In (0, 1].
+
+    Returns
+    -------
+    float
+    """
+    from ..geometry import decision_grid_2d
+
+    q = check_positive(quantile, "quantile")
+    if q > 1.0:
+        raise ValueError(f"quantile: must lie in (0, 1], got {quantile!r}")
+    grid = decision_grid_2d(model, x_range, y_range, shape)
+    gaps = boundary_gap_2d(grid, line_y=line_y).clamp(max=1.0)
+    return float(torch.quantile(gaps.double(), q))
 
 
 def _check_steps(at: object, name: str = "at") -> list[int]:
@@ -447,7 +487,10 @@ def factor_sweep(x: torch.Tensor, y: torch.Tensor, tangent: torch.Tensor,
     -------
     list of dict
         One row per (setting, seed): the setting's keys, ``seed``,
-        ``accuracy``, ``off_fraction``, ``dist_normal``, ``dist_on``, ``drift``.
+        ``accuracy``, ``off_fraction`` (mean over the points), ``on_fraction``
+        (the median over the points of the normal's on-manifold share, the
+        statistic of :func:`dmmlib.hypotheses.clinging_test`), ``dist_normal``,
+        ``dist_on``, ``drift``.
     """
     from ..ensemble import train_ensemble
 
@@ -470,6 +513,8 @@ def factor_sweep(x: torch.Tensor, y: torch.Tensor, tangent: torch.Tensor,
             per = rec.measure(ens.model(i))
             out.append({**st, "seed": seed, "accuracy": float(per["correct"].double().mean()),
                         "off_fraction": float(per["off_fraction"].mean()),
+                        "on_fraction": float((1 - per["off_fraction"].double() ** 2)
+                                             .clamp(min=0).sqrt().median()),
                         "dist_normal": float(per["dist_normal"].mean()),
                         "dist_on": float(per["dist_on"].mean()), "drift": float(drift[i])})
     return out
