@@ -535,6 +535,7 @@ _add("phases.detect_phases", lambda c: phases.detect_phases(
     torch.arange(4), torch.tensor([False, True, True, True]),
     torch.tensor([0.5, 0.6, 0.9, 0.9])))
 _add("phases.boundary_gap_2d", lambda c: phases.boundary_gap_2d(_grid(c), 0.5, (-1.0, 1.0)))
+_add("phases.line_gap", lambda c: phases.line_gap(c.box, shape=(5, 9)))
 _add("phases.orthogonal_drift", lambda c: phases.orthogonal_drift(
     torch.rand(2, 4, 3, generator=c.g), torch.rand(2, 4, 3, generator=c.g), torch.eye(3, 2)))
 _add("phases.wavy_checkerboard", lambda c: phases.wavy_checkerboard(2, jitter=True, seed=1))
