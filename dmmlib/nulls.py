@@ -8,6 +8,9 @@ before the run. This module holds the nulls and the rule in one place:
   k-dimensional subspace; ``||P v||^2 / ||v||^2 ~ Beta(k/2, (n-k)/2)``.
 * :func:`median_on_fraction_null` -- the same for the *median* over m
   independent directions (what a chapter reports), by sampling.
+* :func:`binomial_null` -- closed form: the share of ``n`` independent trials
+  that succeed with probability ``p`` (an accuracy at chance, or the rate at
+  which a reference classifier would repeat a given set of answers).
 * :func:`band` -- a null's median and central band from samples (seeds of an
   untrained network, of a linear classifier trained on the same data, ...).
 * :func:`decide` -- the outcome of a one-sided test: ``"supports"``,
@@ -30,6 +33,7 @@ __all__ = [
     "OUTCOMES",
     "on_fraction_null",
     "median_on_fraction_null",
+    "binomial_null",
     "band",
     "decide",
 ]
@@ -145,6 +149,53 @@ def median_on_fraction_null(n: int, k: int, m: int, *, level: float = 0.9,
     frac = torch.from_numpy(np.sqrt(rng.beta(k / 2.0, (n - k) / 2.0, size=(draws, m))))
     medians = frac.median(dim=1).values
     return band(medians, kind=f"random direction (median of {m})", level=level)
+
+
+def binomial_null(n: int, p: float, *, level: float = 0.9,
+                  kind: str = "") -> NullBand:
+    """The share of ``n`` independent trials that succeed with probability ``p``.
+
+    The null of an accuracy at chance (``p = 1 / C`` for ``C`` classes), or of
+    a rate another classifier reaches (``p`` its measured rate, ``n`` the
+    number of test points behind the measurement). Exact quantiles of
+    ``Binomial(n, p) / n``.
+
+    Parameters
+    ----------
+    n : int
+        Number of trials (test points), at least 1.
+    p : float
+        Success probability, in [0, 1].
+    level : float
+        Mass of the central band.
+    kind : str
+        Names the null; default ``"chance (p = ...)"``.
+
+    Returns
+    -------
+    NullBand
+        ``n=0`` (closed form).
+    """
+    n = check_int(n, "n", 1)
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"p: expected a probability in [0, 1], got {p!r}")
+    p = float(p)
+    level = _check_level(level)
+    ks = torch.arange(n + 1, dtype=torch.float64)
+    if p in (0.0, 1.0):
+        cdf = (ks >= p * n).to(torch.float64)
+    else:
+        logpmf = (torch.lgamma(torch.tensor(n + 1.0, dtype=torch.float64)) - torch.lgamma(ks + 1)
+                  - torch.lgamma(n - ks + 1) + ks * math.log(p) + (n - ks) * math.log1p(-p))
+        cdf = torch.cumsum(torch.exp(logpmf), 0)
+
+    def quantile(q: float) -> float:
+        idx = int(torch.searchsorted(cdf, torch.tensor([q - 1e-12], dtype=torch.float64)))
+        return min(idx, n) / n
+
+    name = kind or f"chance (p = {p:.3g})"
+    return NullBand(name, quantile(0.5), quantile((1.0 - level) / 2.0),
+                    quantile((1.0 + level) / 2.0), level, 0)
 
 
 def band(samples: torch.Tensor | Sequence[float], *, kind: str,

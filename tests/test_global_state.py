@@ -289,6 +289,7 @@ _add("geometry.decision_surface_3d", lambda c: geometry.decision_surface_3d(c.cu
 _add("geometry.dimple_profile", lambda c: geometry.dimple_profile(
     c.box, torch.rand(6, 2, generator=c.g), torch.eye(2, 1).expand(6, 2, 1),
     torch.rand(3, 2, generator=c.g)))
+_add("nulls.binomial_null", lambda c: nulls.binomial_null(20, 0.3))
 _add("hypotheses.spearman_null", lambda c: hypotheses.spearman_null(10))
 _add("hypotheses.linear_classifier", lambda c: hypotheses.linear_classifier(
     c.toy.x, c.toy.y, steps=3))
@@ -536,6 +537,12 @@ _add("phases.detect_phases", lambda c: phases.detect_phases(
     torch.tensor([0.5, 0.6, 0.9, 0.9])))
 _add("phases.boundary_gap_2d", lambda c: phases.boundary_gap_2d(_grid(c), 0.5, (-1.0, 1.0)))
 _add("phases.line_gap", lambda c: phases.line_gap(c.box, shape=(5, 9)))
+_add("phases.untrained_on_fractions", lambda c: phases.untrained_on_fractions(
+    [c.model], c.x, c.U, steps=20))
+_add("phases.gain_ratio_test", lambda c: phases.gain_ratio_test(
+    [1.0, 2.0], [1.0, 1.5], [3.0, 4.0], [1.0, 1.0]))
+_add("phases.tininess_linear_null", lambda c: phases.tininess_linear_null(
+    c.ds.x[:16], c.ds.y[:16], c.x, c.y, torch.ones(len(c.x)), draws=2, fit_steps=5, steps=3))
 _add("phases.orthogonal_drift", lambda c: phases.orthogonal_drift(
     torch.rand(2, 4, 3, generator=c.g), torch.rand(2, 4, 3, generator=c.g), torch.eye(3, 2)))
 _add("phases.wavy_checkerboard", lambda c: phases.wavy_checkerboard(2, jitter=True, seed=1))

@@ -145,3 +145,24 @@ def test_dimple_profile_refuses_bad_input():
         geometry.dimple_profile(net, probes, basis, toy.x, pair=(0, 5))
     with pytest.raises(ValueError, match="basis"):
         geometry.dimple_profile(net, probes, basis[:, :1], toy.x)
+
+
+def test_binomial_null_matches_sampled_shares_and_refuses_bad_p():
+    import numpy as np
+
+    for n, p in ((600, 0.5), (1000, 0.1), (37, 0.9)):
+        null = nulls.binomial_null(n, p)
+        draws = np.random.default_rng(0).binomial(n, p, 200_000) / n
+        lo, med, hi = np.quantile(draws, [0.05, 0.5, 0.95])
+        assert abs(null.low - lo) <= 1.0 / n + 1e-12
+        assert abs(null.high - hi) <= 1.0 / n + 1e-12
+        assert abs(null.median - med) <= 1.0 / n + 1e-12
+        assert null.low <= p <= null.high
+    assert nulls.decide(0.16, nulls.binomial_null(600, 0.5), "above") == "contradicts"
+    assert nulls.binomial_null(10, 0.0).high == 0.0
+    assert nulls.binomial_null(4, 0.3, kind="second network").kind == "second network"
+    for bad in (-0.1, 1.5, "0.5", True):
+        with pytest.raises(ValueError, match="p:"):
+            nulls.binomial_null(10, bad)
+    with pytest.raises(ValueError, match="n"):
+        nulls.binomial_null(0, 0.5)

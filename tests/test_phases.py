@@ -6,8 +6,9 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
-from dmmlib import ensemble, geometry
+from dmmlib import ensemble, geometry, nulls
 from dmmlib.experiments import phases
 from dmmlib.models import MLP
 from dmmlib.synthetic import five_points_line, linear_subspace
@@ -214,3 +215,57 @@ def test_wavy_checkerboard_has_exact_tangents_and_checkerboard_labels():
         phases.wavy_checkerboard(3, 2)
     with pytest.raises(ValueError):
         phases.wavy_checkerboard(3, amplitude=-1.0)
+
+
+def _plane(w: torch.Tensor) -> nn.Module:
+    lin = nn.Linear(len(w), 2)
+    with torch.no_grad():
+        lin.weight.copy_(torch.stack([w, -w]))
+        lin.bias.copy_(torch.stack([-w.sum(), w.sum()]) * 0.5)  # through the cube's centre
+    return lin.eval()
+
+
+def test_untrained_on_fractions_reads_the_boundarys_orientation():
+    g = torch.Generator().manual_seed(0)
+    n, k = 12, 2
+    x = 0.3 + 0.4 * torch.rand(64, n, generator=g)  # inside the box [0, 1]
+    U = torch.eye(n)[:, :k].expand(64, n, k)
+    along, across = torch.zeros(n), torch.zeros(n)
+    along[0], across[5] = 1.0, 1.0
+    v = phases.untrained_on_fractions([_plane(along), _plane(across)], x, U, steps=30)
+    assert v.shape == (2,) and v.dtype == torch.float64
+    assert v[0] > 0.99 and v[1] < 0.01  # normal inside the subspace: 1; orthogonal to it: 0
+    with pytest.raises(ValueError, match="models"):
+        phases.untrained_on_fractions([], x, U, steps=3)
+
+
+def test_gain_ratio_test_measures_growth_off_over_on_against_seed_pairs():
+    same = [1.0, 1.2, 0.9]
+    m, null = phases.gain_ratio_test(same, same, same, same)
+    assert m == pytest.approx(1.0) and null.low <= 1.0 <= null.high
+    m, null = phases.gain_ratio_test(same, same, [3 * v for v in same], same)
+    assert m == pytest.approx(3.0)
+    assert nulls.decide(m, null, "above") == "supports"
+    m, _ = phases.gain_ratio_test(same, same, same, [3 * v for v in same])
+    assert nulls.decide(m, null, "above") == "contradicts"
+    with pytest.raises(ValueError, match="seeds"):
+        phases.gain_ratio_test([1.0], [1.0], [1.0], [1.0])
+    with pytest.raises(ValueError, match="positive"):
+        phases.gain_ratio_test([1.0, 0.0], same[:2], same[:2], same[:2])
+
+
+def test_tininess_linear_null_is_a_band_of_plane_ratios():
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([0.7 + 0.05 * torch.randn(80, 6, generator=g),
+                   0.3 + 0.05 * torch.randn(80, 6, generator=g)]).clamp(0, 1)
+    y = torch.cat([torch.zeros(80, dtype=torch.long), torch.ones(80, dtype=torch.long)])
+    xt, yt = x[::4], y[::4]
+    nearest = torch.cdist(xt, x).masked_fill(yt[:, None] == y[None], float("inf")).min(1).values
+    null, acc = phases.tininess_linear_null(x, y, xt, yt, nearest, draws=3, fit_steps=100,
+                                            steps=40)
+    assert null.kind == "linear classifier" and null.n == 3
+    assert acc.shape == (3,) and bool((acc > 0.9).all())
+    # a separating plane halfway between the blobs: about half the way to the other class
+    assert 0.2 < null.median < 0.8
+    with pytest.raises(ValueError, match="one entry per test point"):
+        phases.tininess_linear_null(x, y, xt, yt, nearest[:-1], draws=2)

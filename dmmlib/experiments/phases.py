@@ -57,6 +57,7 @@ __all__ = [
     "wavy_checkerboard",
     "CLINGING_SIZES", "EXPLAINS_SIZES",
     "minimal_perturbations", "mean_class_distance", "tininess_row",
+    "tininess_linear_null", "untrained_on_fractions", "gain_ratio_test",
     "scaled_mlp", "train_recorded",
     "factor_sweep",
     "explains_manifolds",
@@ -726,6 +727,155 @@ def tininess_row(data: str, alpha: float, norm: torch.Tensor, ok: torch.Tensor,
             "between class means": mean_class_distance(x_train, y_train),
             "rms distortion": float((norm[ok] / math.sqrt(n)).mean()),
             "attacked": float(ok.float().mean())}
+
+
+def tininess_linear_null(x_train: torch.Tensor, y_train: torch.Tensor, x: torch.Tensor,
+                         y: torch.Tensor, nearest_other: torch.Tensor, *, draws: int = 5,
+                         fit_steps: int = 300, steps: int = 100, level: float = 0.9,
+                         seed: int = 0) -> tuple[Any, torch.Tensor]:
+    """The tilted-plane null of "why the perturbations are tiny".
+
+    Logistic-regression classifiers (:func:`dmmlib.hypotheses.linear_classifier`)
+    are trained on ``draws`` bootstrap resamples of the training set; at the
+    test points each classifier gets right, its minimal L2 perturbation
+    (:func:`minimal_perturbations`) is set against the distance to the nearest
+    training point of another class, with the statistic of
+    :func:`tininess_row`: median minimal norm over median nearest-other
+    distance. A hyperplane has no dimples, so whatever ratio it reaches, a
+    network's ratio inside that band says nothing about dimples.
+
+    Parameters
+    ----------
+    x_train, y_train : torch.Tensor
+        The training set (any shape per point; flattened for the planes).
+    x, y : torch.Tensor
+        Test points and labels.
+    nearest_other : torch.Tensor
+        (N,) distance from each test point to the nearest training point of
+        another class.
+    draws : int
+        Number of bootstrap resamples (classifiers), at least 2.
+    fit_steps, steps : int
+        Gradient steps of each plane's training and of the attack.
+    level : float
+        Mass of the band.
+    seed : int
+        Seeds the resamples and the planes' initialisation.
+
+    Returns
+    -------
+    tuple of (dmmlib.nulls.NullBand, torch.Tensor)
+        The band of the ratio over the classifiers (``kind="linear
+        classifier"``) and their test accuracies (draws,).
+    """
+    from ..hypotheses import linear_classifier
+    from ..nulls import band
+
+    draws = check_int(draws, "draws", 2)
+    seed = check_int(seed, "seed", 0)
+    if len(x) != len(y) or len(x) != len(nearest_other):
+        raise ValueError(f"x, y, nearest_other: expected one entry per test point, got "
+                         f"{len(x)}, {len(y)} and {len(nearest_other)}")
+    gen = torch.Generator().manual_seed(seed)
+    flat = x_train.flatten(1)
+    classes = int(max(int(y_train.max()), int(y.max()))) + 1
+    ratios, accs = [], []
+    for d in range(draws):  # a few classifiers: each step below is batched over the points
+        idx = torch.randint(len(flat), (len(flat),), generator=gen)
+        lin = linear_classifier(flat[idx], y_train[idx], n_classes=classes, seed=seed + d,
+                                steps=fit_steps)
+        plane = nn.Sequential(nn.Flatten(), lin).eval()
+        res = minimal_perturbations(plane, x, y, steps=steps)
+        ok = res["ok"]
+        if not bool(ok.any()):
+            raise ValueError("tininess_linear_null: a linear classifier got no test point right "
+                             "(or no attack succeeded); raise fit_steps")
+        ratios.append(float(res["norm"][ok].median()) / float(nearest_other.cpu()[ok].median()))
+        with torch.no_grad():
+            accs.append(float((plane(x).argmax(1) == y).double().mean()))
+    return band(ratios, kind="linear classifier", level=level), torch.tensor(accs)
+
+
+def untrained_on_fractions(models: Sequence[nn.Module], x: torch.Tensor, tangent: torch.Tensor,
+                           *, steps: int) -> torch.Tensor:
+    """The median on-manifold fraction of untrained networks' minimal perturbations.
+
+    Each network is attacked at ``x`` with its own predictions as labels (an
+    untrained network knows no others), by :func:`minimal_perturbations`;
+    the median over the points it was attacked at is that network's value.
+    The untrained-network null of the on-manifold fraction.
+
+    Parameters
+    ----------
+    models : sequence of torch.nn.Module
+        Untrained classifiers of the same shape as the trained ones.
+    x : torch.Tensor
+        Points (N, n).
+    tangent : torch.Tensor
+        (N, n, k) tangent bases at ``x``.
+    steps : int
+        Attack iterations.
+
+    Returns
+    -------
+    torch.Tensor
+        (len(models),) float64 medians.
+    """
+    from ..train import predict
+
+    if len(models) == 0:
+        raise ValueError("models: empty")
+    out = []
+    for m in models:  # a few networks: each attack is batched over the points
+        res = minimal_perturbations(m, x, predict(m, x), steps=steps, tangent=tangent)
+        if not bool(res["ok"].any()):
+            raise ValueError("untrained_on_fractions: no attack succeeded; raise steps")
+        out.append(float(res["on_fraction"][res["ok"]].median()))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def gain_ratio_test(off_std: Sequence[float], on_std: Sequence[float],
+                    off_adv: Sequence[float], on_adv: Sequence[float], *,
+                    level: float = 0.9) -> tuple[float, Any]:
+    """How much more adversarial training moved the boundary off the manifold than along it.
+
+    Per seed ``s`` the gain ratio is ``(off_adv[s] / off_std[s]) / (on_adv[s] /
+    on_std[s])``: the growth of the off-manifold distance to the boundary over
+    the growth of the on-manifold one (1 when both grow alike). The measurement
+    is its median over seeds. The null is what the same ratio reads between two
+    *standard* trainings that differ only in their seed, ``(off_std[i] /
+    off_std[j]) / (on_std[i] / on_std[j])`` over ordered pairs ``i != j``:
+    how far apart two networks are without any adversarial training.
+
+    Parameters
+    ----------
+    off_std, on_std, off_adv, on_adv : sequence of float
+        Per seed (matched by position, at least two seeds), mean distances to
+        the boundary off and along the manifold, after standard and after
+        adversarial training.
+    level : float
+        Mass of the null's band.
+
+    Returns
+    -------
+    tuple of (float, dmmlib.nulls.NullBand)
+    """
+    from ..nulls import band
+
+    vals = [torch.as_tensor(list(v), dtype=torch.float64)
+            for v in (off_std, on_std, off_adv, on_adv)]
+    n = len(vals[0])
+    if any(len(v) != n for v in vals) or n < 2:
+        raise ValueError(f"off_std, on_std, off_adv, on_adv: expected the same number (at least "
+                         f"2) of seeds, got {[len(v) for v in vals]}")
+    if not all(bool(torch.isfinite(v).all() and (v > 0).all()) for v in vals):
+        raise ValueError("distances: must be positive and finite")
+    o_s, n_s, o_a, n_a = vals
+    measured = float(((o_a / o_s) / (n_a / n_s)).median())
+    i, j = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+    pair = i != j
+    null = ((o_s[i] / o_s[j]) / (n_s[i] / n_s[j]))[pair]
+    return measured, band(null, kind="standard training, seed against seed", level=level)
 
 
 #: Sizes of the chapter "Clinging and dimpling" beyond the profile's fields, per profile.
