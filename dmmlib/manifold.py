@@ -31,6 +31,7 @@ from ._validate import (
     check_tensor,
 )
 from .device import module_device
+from .nulls import NullBand, band
 from .ops import preserved_modes, working_dtype
 
 __all__ = [
@@ -43,6 +44,8 @@ __all__ = [
     "tangent_basis_at",
     "Split",
     "split_on_off_manifold",
+    "shuffled_basis_null",
+    "support_matched_null",
     "random_orthonormal_basis",
     "random_subspace_fractions",
     "SubspaceBaseline",
@@ -424,6 +427,105 @@ def split_on_off_manifold(v: torch.Tensor, basis: torch.Tensor) -> Split:
     on_frac = torch.where(norm > 0, coeff.norm(dim=1) / safe, torch.zeros_like(norm))
     off_frac = torch.where(norm > 0, off.norm(dim=1) / safe, torch.zeros_like(norm))
     return Split(on.reshape(vt.shape), off.reshape(vt.shape), on_frac, off_frac)
+
+
+def shuffled_basis_null(v: torch.Tensor, basis: torch.Tensor, *, shifts: int = 20,
+                        level: float = 0.9) -> NullBand:
+    """The median on-fraction of each vector against *another* point's tangent space.
+
+    The null that shares a learned manifold's confounds: ``v[i]`` is measured
+    against ``basis[(i - r) mod N]`` for ``r = 1 .. shifts`` (bases of the
+    right shape, living on the same pixels, but of the wrong point), and the
+    median over the N vectors is taken at each shift. A measure that reads
+    above this band depends on the vector's *own* tangent space, not only on
+    where the decoder puts its tangent spaces.
+
+    Parameters
+    ----------
+    v : torch.Tensor
+        Vectors (N, ...), N >= 2 (perturbations, gradients, steps).
+    basis : torch.Tensor
+        Orthonormal bases (N, D, k) at the N points, on ``v``'s device.
+    shifts : int
+        How many shifts (at most N - 1 are used).
+    level : float
+        Mass of the central band.
+
+    Returns
+    -------
+    NullBand
+        ``kind="shuffled tangent bases"``, ``n`` the number of shifts used.
+    """
+    vt = check_tensor(v, "v", min_ndim=2)
+    if vt.shape[0] < 2:
+        raise ValueError(f"v: need at least 2 vectors to shuffle bases, got {vt.shape[0]}")
+    shifts = check_int(shifts, "shifts", 1)
+    medians = [float(split_on_off_manifold(vt, basis.roll(r, 0)).on_fraction.median())
+               for r in range(1, min(shifts, vt.shape[0] - 1) + 1)]
+    return band(medians, kind="shuffled tangent bases", level=level)
+
+
+def support_matched_null(x: torch.Tensor, basis: torch.Tensor, scale: torch.Tensor, *,
+                         threshold: float = 0.0, draws: int = 50, level: float = 0.9,
+                         seed: int = 0) -> NullBand:
+    """The median on-fraction of random directions that live where the image does.
+
+    A learned tangent space lives on an image's own pixels (a sigmoid decoder
+    is flat on a saturated background), and so do the gradients of a
+    classifier; an isotropic random direction does not, so beating it proves
+    little. Here each image ``x[i]`` gets Gaussian directions ``g * scale *
+    mask_i``, with ``mask_i`` its pixels above ``threshold`` (its support) and
+    ``scale`` a per-pixel standard deviation (of the training data, say); their
+    on-fraction against ``basis[i]`` is taken, the median over images is one
+    draw of the null, and ``draws`` such medians make the band.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        The images (N, ...) the bases belong to.
+    basis : torch.Tensor
+        Orthonormal bases (N, D, k), ``D = x[0].numel()``, on ``x``'s device.
+    scale : torch.Tensor
+        Per-pixel scale, ``D`` entries (any shape), non-negative.
+    threshold : float
+        A pixel belongs to the support when it exceeds this value.
+    draws : int
+        Medians sampled.
+    level : float
+        Mass of the central band.
+    seed : int
+        Seeds a generator of its own (the global RNG is untouched).
+
+    Returns
+    -------
+    NullBand
+        ``kind="random directions on the image's support"``.
+
+    Raises
+    ------
+    ValueError
+        If ``scale`` has the wrong size or a negative entry, or an image has no
+        pixel of its support where ``scale`` is positive.
+    """
+    xt = check_tensor(x, "x", min_ndim=2)
+    flat = xt.reshape(xt.shape[0], -1)
+    st = check_tensor(scale, "scale").reshape(-1).to(flat)
+    if st.numel() != flat.shape[1]:
+        raise ValueError(f"scale: expected {flat.shape[1]} entries (one per pixel), got "
+                         f"{st.numel()}")
+    if bool((st < 0).any()):
+        raise ValueError("scale: must be non-negative")
+    draws = check_int(draws, "draws", 1)
+    weight = (flat > float(threshold)).to(flat) * st
+    if bool((weight.sum(dim=1) == 0).any()):
+        raise ValueError("x: an image has no support pixel (above threshold, positive scale); "
+                         "lower the threshold")
+    g = torch.Generator().manual_seed(check_int(seed, "seed", 0))
+    medians = []
+    for _ in range(draws):  # a few dozen draws, each batched over all images
+        v = torch.randn(flat.shape, generator=g, dtype=flat.dtype).to(flat.device) * weight
+        medians.append(float(split_on_off_manifold(v, basis).on_fraction.median()))
+    return band(medians, kind="random directions on the image's support", level=level)
 
 
 def random_orthonormal_basis(N: int, n: int, k: int,

@@ -13,6 +13,12 @@ before the run. This module holds the nulls and the rule in one place:
   which a reference classifier would repeat a given set of answers).
 * :func:`band` -- a null's median and central band from samples (seeds of an
   untrained network, of a linear classifier trained on the same data, ...).
+* :func:`bootstrap_median` -- the band of the *median* of ``m`` values drawn
+  from a null's per-point values (bootstrap over points: the median of an
+  untrained network's per-image measure, to set beside a trained one's).
+* :func:`mapped` -- a band carried through a monotone function (quantiles
+  commute with it), e.g. from an on-fraction ``f`` to the restricted-attack
+  norm ratio ``1 / f`` that a locally linear margin implies.
 * :func:`decide` -- the outcome of a one-sided test: ``"supports"``,
   ``"contradicts"`` or ``"cannot distinguish"``; a measurement inside the
   null's band is always ``"cannot distinguish"``.
@@ -21,7 +27,7 @@ before the run. This module holds the nulls and the rule in one place:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -35,6 +41,8 @@ __all__ = [
     "median_on_fraction_null",
     "binomial_null",
     "band",
+    "bootstrap_median",
+    "mapped",
     "decide",
 ]
 
@@ -230,6 +238,116 @@ def band(samples: torch.Tensor | Sequence[float], *, kind: str,
     q = torch.tensor([0.5, (1.0 - level) / 2.0, (1.0 + level) / 2.0], dtype=torch.float64)
     med, lo, hi = (float(v) for v in torch.quantile(t, q))
     return NullBand(kind, med, lo, hi, level, int(t.numel()))
+
+
+def bootstrap_median(values: torch.Tensor | Sequence[float], *, kind: str,
+                     m: int | None = None, draws: int = 1000, level: float = 0.9,
+                     seed: int = 0) -> NullBand:
+    """The band of a median over ``m`` points, by resampling a null's points.
+
+    ``values`` are one measure at each point under the null (an untrained
+    network's crossing ratio at each test image, say); the null of a median
+    over ``m`` points is sampled by drawing ``m`` of them with replacement,
+    ``draws`` times. ``+inf`` is allowed (a censored value: "beyond the range
+    searched") and sorts above every finite value; NaN is not.
+
+    Parameters
+    ----------
+    values : torch.Tensor or sequence of float
+        The null's per-point values (at least 2).
+    kind : str
+        Names the null.
+    m : int, optional
+        Size of the median; default ``len(values)``.
+    draws : int
+        Bootstrap resamples.
+    level : float
+        Mass of the central band.
+    seed : int
+        Seeds the resampling (a generator of its own; the global RNG is
+        untouched).
+
+    Returns
+    -------
+    NullBand
+        ``n=draws``.
+
+    Raises
+    ------
+    ValueError
+        If a value is NaN or ``-inf``, or if the band's edges are infinite
+        (more than about half the values censored).
+    """
+    if not isinstance(kind, str) or not kind:
+        raise TypeError(f"kind: expected a non-empty str naming the null, got {kind!r}")
+    t = values if isinstance(values, torch.Tensor) else torch.as_tensor(
+        list(values), dtype=torch.float64)
+    t = check_tensor(t, "values", min_ndim=1, finite=False).detach().double().flatten().cpu()
+    if t.numel() < 2:
+        raise ValueError(f"values: need at least 2 points to resample, got {t.numel()}")
+    if bool(torch.isnan(t).any()) or bool((t == -math.inf).any()):
+        raise ValueError("values: NaN or -inf found (only +inf, a censored value, is allowed)")
+    m = t.numel() if m is None else check_int(m, "m", 1)
+    draws = check_int(draws, "draws", 10)
+    level = _check_level(level)
+    g = torch.Generator().manual_seed(check_int(seed, "seed", 0))
+    idx = torch.randint(t.numel(), (draws, m), generator=g)
+    medians = t[idx].sort(dim=1).values[:, (m - 1) // 2].sort().values
+    # nearest-rank quantiles: a censored (+inf) median may sit beyond the band
+    ranks = [round(q * (draws - 1)) for q in (0.5, (1.0 - level) / 2.0, (1.0 + level) / 2.0)]
+    med, lo, hi = (float(medians[r]) for r in ranks)
+    if not math.isfinite(hi):
+        raise ValueError("values: too many are +inf (censored) for the median's band to be "
+                         "finite; widen the range searched")
+    return NullBand(kind, med, lo, hi, level, draws)
+
+
+def mapped(null: NullBand, fn: Callable[[float], float], *, kind: str,
+           increasing: bool) -> NullBand:
+    """A null band carried through a monotone function.
+
+    Medians and quantiles commute with a monotone map, so the band of
+    ``fn(X)`` is ``fn`` applied to the band of ``X`` (its edges swapped when
+    ``fn`` decreases). Used where a closed-form null exists for one quantity
+    and the chapter reports a monotone function of it.
+
+    Parameters
+    ----------
+    null : NullBand
+        The band of the original quantity.
+    fn : callable
+        Monotone on the band's range; it is not checked beyond the three
+        points it is applied to.
+    kind : str
+        Names the new null (say what the map assumes).
+    increasing : bool
+        Whether ``fn`` increases (``False``: it decreases).
+
+    Returns
+    -------
+    NullBand
+
+    Raises
+    ------
+    ValueError
+        If ``fn`` gives a non-finite value, or values out of the order
+        ``increasing`` states.
+    """
+    if not isinstance(null, NullBand):
+        raise TypeError(f"null: expected a NullBand, got {type(null).__name__}")
+    if not isinstance(kind, str) or not kind:
+        raise TypeError(f"kind: expected a non-empty str naming the null, got {kind!r}")
+    if not isinstance(increasing, bool):
+        raise TypeError(f"increasing: expected a bool, got {increasing!r}")
+    lo, med, hi = (float(fn(v)) for v in (null.low, null.median, null.high))
+    if not all(math.isfinite(v) for v in (lo, med, hi)):
+        raise ValueError(f"fn: gives a non-finite value on the band ({lo}, {med}, {hi})")
+    if not increasing:
+        lo, hi = hi, lo
+    if not lo <= med <= hi:
+        raise ValueError("fn: is not monotone in the stated direction on the band "
+                         f"(increasing={increasing}: {lo}, {med}, {hi})")
+    return NullBand(kind, med, lo, hi, null.level, null.n)
 
 
 def decide(measured: float, null: NullBand, predicts: str) -> str:

@@ -290,6 +290,10 @@ _add("geometry.dimple_profile", lambda c: geometry.dimple_profile(
     c.box, torch.rand(6, 2, generator=c.g), torch.eye(2, 1).expand(6, 2, 1),
     torch.rand(3, 2, generator=c.g)))
 _add("nulls.binomial_null", lambda c: nulls.binomial_null(20, 0.3))
+_add("nulls.bootstrap_median", lambda c: nulls.bootstrap_median([0.1, 0.2, 0.4], kind="s",
+                                                               draws=20))
+_add("nulls.mapped", lambda c: nulls.mapped(nulls.band([0.2, 0.3], kind="s"), lambda v: 2 * v,
+                                            kind="2x", increasing=True))
 _add("hypotheses.spearman_null", lambda c: hypotheses.spearman_null(10))
 _add("hypotheses.linear_classifier", lambda c: hypotheses.linear_classifier(
     c.toy.x, c.toy.y, steps=3))
@@ -308,6 +312,10 @@ _add("phases.dimple_over_seeds", lambda c: phases.dimple_over_seeds(
 _add("scoreboard.describe", lambda c: scoreboard.describe(scoreboard.record_verdict(
     "gs.d", chapter="c", hypothesis="h", measured=0.1, null=nulls.band([0.2, 0.3], kind="s"),
     predicts="below", profile="ci")))
+_add("scoreboard.tally", lambda c: scoreboard.tally([scoreboard.record_verdict(
+    "gs.t", chapter="c", hypothesis="h", measured=0.1, null=nulls.band([0.2, 0.3], kind="s"),
+    predicts="below", profile="ci")]))
+_add("scoreboard.describe_tally", lambda c: scoreboard.describe_tally([]))
 _add("nb.glue_outcome", lambda c: nb.glue_outcome(
     "gs", "supports", {"supports": "a", "contradicts": "b", "cannot distinguish": "c"}))
 _add("geometry.level_set_mesh", lambda c: geometry.level_set_mesh(
@@ -327,6 +335,9 @@ _add("manifold.tangent_basis", lambda c: manifold.tangent_basis(c.ae.decoder, to
                                                                 chunk_size=1))
 _add("manifold.tangent_basis_at", lambda c: manifold.tangent_basis_at(c.ae, c.x))
 _add("manifold.split_on_off_manifold", lambda c: manifold.split_on_off_manifold(c.x, c.U))
+_add("manifold.shuffled_basis_null", lambda c: manifold.shuffled_basis_null(c.x, c.U, shifts=2))
+_add("manifold.support_matched_null", lambda c: manifold.support_matched_null(
+    c.x, c.U, torch.ones(c.x[0].numel()), draws=2))
 _add("manifold.random_orthonormal_basis", lambda c: manifold.random_orthonormal_basis(
     2, 5, 2, c.g))
 _add("manifold.random_orthonormal_basis[global rng]",

@@ -200,3 +200,46 @@ def test_principal_angles() -> None:
 def test_validation(call, err, word) -> None:
     with pytest.raises(err, match=word):
         call()
+
+
+def test_shuffled_basis_null_separates_own_tangent_space_from_others():
+    from dmmlib import nulls
+
+    g = torch.Generator().manual_seed(0)
+    U = M.random_orthonormal_basis(30, 60, 4, seed=g)
+    coeff = torch.randn(30, 4, 1, generator=g, dtype=U.dtype)
+    in_own = (U @ coeff).squeeze(-1)  # each vector inside its own tangent space
+    null = M.shuffled_basis_null(in_own, U, shifts=10)
+    own = float(M.split_on_off_manifold(in_own, U).on_fraction.median())
+    assert own == pytest.approx(1.0) and null.high < 0.6 and null.n == 10
+    assert nulls.decide(own, null, "above") == "supports"
+    # a vector unrelated to every basis reads inside the band of its shuffles
+    # (same support, no alignment): the null cannot be beaten by chance alone
+    v = torch.randn(30, 60, generator=g, dtype=U.dtype)
+    free = M.shuffled_basis_null(v, U, shifts=29)
+    own_v = float(M.split_on_off_manifold(v, U).on_fraction.median())
+    assert free.low - 0.05 <= own_v <= free.high + 0.05
+    with pytest.raises(ValueError, match="at least 2"):
+        M.shuffled_basis_null(v[:1], U[:1])
+
+
+def test_support_matched_null_follows_the_support_of_the_bases():
+    # bases that live on the first 20 of 60 pixels, images whose support is the same:
+    # isotropic directions put sqrt(k/60) on them, support-matched ones sqrt(k/20)
+    g = torch.Generator().manual_seed(1)
+    core = torch.linalg.qr(torch.randn(40, 20, 4, generator=g, dtype=torch.float64))[0]
+    U = torch.cat([core, torch.zeros(40, 40, 4, dtype=torch.float64)], dim=1)
+    x = torch.cat([torch.rand(40, 20, generator=g, dtype=torch.float64) + 0.1,
+                   torch.zeros(40, 40, dtype=torch.float64)], dim=1)
+    null = M.support_matched_null(x, U, torch.ones(60), draws=30)
+    iso = float(M.split_on_off_manifold(torch.randn(40, 60, generator=g, dtype=torch.float64),
+                                        U).on_fraction.median())
+    assert null.low > iso + 0.1
+    assert null.median == pytest.approx(math.sqrt(4 / 20), abs=0.05)
+    assert null.n == 30 and null.kind == "random directions on the image's support"
+    with pytest.raises(ValueError, match="one per pixel"):
+        M.support_matched_null(x, U, torch.ones(59))
+    with pytest.raises(ValueError, match="no support pixel"):
+        M.support_matched_null(x, U, torch.ones(60), threshold=5.0)
+    with pytest.raises(ValueError, match="non-negative"):
+        M.support_matched_null(x, U, -torch.ones(60))

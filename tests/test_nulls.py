@@ -166,3 +166,56 @@ def test_binomial_null_matches_sampled_shares_and_refuses_bad_p():
             nulls.binomial_null(10, bad)
     with pytest.raises(ValueError, match="n"):
         nulls.binomial_null(0, 0.5)
+
+
+def test_bootstrap_median_matches_the_median_of_fresh_draws():
+    # per-point values of a null: Exp(1) draws; a median over m = 25 of them
+    g = torch.Generator().manual_seed(3)
+    pool = torch.empty(4000, dtype=torch.float64).exponential_(generator=g)
+    null = nulls.bootstrap_median(pool, kind="exp", m=25, draws=2000, seed=1)
+    fresh = torch.empty(3000, 25, dtype=torch.float64).exponential_(generator=g)
+    ref = nulls.band(fresh.median(dim=1).values, kind="fresh")
+    # the pool's own sampling error (sd of its median about 0.016) dominates
+    assert abs(null.median - ref.median) < 0.06
+    assert abs(null.low - ref.low) < 0.08 and abs(null.high - ref.high) < 0.1
+    assert null.n == 2000 and null.kind == "exp"
+    # the band narrows as m grows, around the same median (ln 2)
+    wide = nulls.bootstrap_median(pool, kind="exp", m=5, seed=1)
+    narrow = nulls.bootstrap_median(pool, kind="exp", m=200, seed=1)
+    assert narrow.high - narrow.low < 0.5 * (wide.high - wide.low)
+    assert abs(narrow.median - math.log(2)) < 0.05
+
+
+def test_bootstrap_median_treats_inf_as_censored_and_refuses_nan():
+    vals = torch.cat([torch.linspace(0.5, 1.5, 17), torch.full((3,), float("inf"))])
+    null = nulls.bootstrap_median(vals, kind="c", draws=500)
+    # censoring shifts the median up (a nanmedian that dropped them would not)
+    dropped = nulls.bootstrap_median(vals[:17], kind="c", draws=500)
+    assert math.isfinite(null.high) and null.median > dropped.median
+    with pytest.raises(ValueError, match="NaN"):
+        nulls.bootstrap_median(torch.tensor([0.1, float("nan"), 0.3]), kind="c")
+    with pytest.raises(ValueError, match="censored"):
+        nulls.bootstrap_median(torch.tensor([0.1] + [float("inf")] * 9), kind="c")
+    with pytest.raises(ValueError, match="at least 2"):
+        nulls.bootstrap_median([0.1], kind="c")
+    with pytest.raises(TypeError, match="kind"):
+        nulls.bootstrap_median([0.1, 0.2], kind="")
+
+
+def test_mapped_carries_a_band_through_a_monotone_map():
+    f = nulls.on_fraction_null(784, 16)
+    r = nulls.mapped(f, lambda v: 1.0 / v, kind="1/f", increasing=False)
+    assert r.low == pytest.approx(1 / f.high) and r.high == pytest.approx(1 / f.low)
+    assert r.median == pytest.approx(1 / f.median) and r.level == f.level
+    # a sampled check: the band of 1/F from draws equals the mapped band
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(20000, 784, generator=g, dtype=torch.float64)
+    frac = v[:, :16].norm(dim=1) / v.norm(dim=1)
+    sampled = nulls.band(1.0 / frac, kind="s")
+    assert abs(sampled.low - r.low) / r.low < 0.03 and abs(sampled.high - r.high) / r.high < 0.03
+    up = nulls.mapped(f, lambda v: 1.0 / math.sqrt(1 - v * v), kind="off", increasing=True)
+    assert up.low < up.median < up.high
+    with pytest.raises(ValueError, match="monotone"):
+        nulls.mapped(f, lambda v: 1.0 / v, kind="x", increasing=True)
+    with pytest.raises(ValueError, match="non-finite"):
+        nulls.mapped(f, lambda v: math.inf, kind="x", increasing=True)

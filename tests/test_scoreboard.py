@@ -123,3 +123,20 @@ def test_describe_and_glue_outcome():
         nb.glue_outcome("x", "supports", {"supports": "yes"})
     with pytest.raises(ValueError, match="outcome"):
         nb.glue_outcome("x", "perhaps", {})
+
+
+def test_tally_counts_every_outcome_and_describes_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("DMM_CACHE", str(tmp_path))
+    from dmmlib import nulls
+    from dmmlib.book import scoreboard as sb
+
+    null = nulls.band([0.4, 0.5, 0.6], kind="s")
+    vs = [sb.record_verdict(f"t.{i}", chapter="c", hypothesis="h", measured=m, null=null,
+                            predicts="above") for i, m in enumerate((0.9, 0.95, 0.1, 0.5))]
+    assert sb.tally(vs) == {"supports": 2, "contradicts": 1, "cannot distinguish": 1}
+    assert sb.describe_tally(vs) == ("2 support the hypothesis tested, 1 contradicts it and "
+                                     "1 cannot distinguish it from the null")
+    assert sb.tally([]) == {"supports": 0, "contradicts": 0, "cannot distinguish": 0}
+    assert sb.describe_tally(vs[:1]).startswith("1 supports the hypothesis tested, 0 contradict")
+    with pytest.raises(TypeError, match="Verdict"):
+        sb.tally(["supports"])

@@ -15,16 +15,18 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .._validate import check_choice
 from ..cache import cache_dir
-from ..nulls import NullBand, decide
+from ..nulls import OUTCOMES, NullBand, decide
 from ..profiles import get_profile
 
 __all__ = ["KINDS", "Entry", "record", "load", "scoreboard_path", "clear", "Verdict",
-           "record_verdict", "load_verdicts", "verdicts_path", "describe"]
+           "record_verdict", "load_verdicts", "verdicts_path", "describe", "tally",
+           "describe_tally"]
 
 
 #: The groups a scoreboard row belongs to: a number a paper printed (its table or
@@ -299,3 +301,26 @@ def describe(verdict: Verdict, digits: int = 2) -> str:
     return (f"measured {f(verdict.measured)}; {verdict.null_kind} null: median "
             f"{f(verdict.null_median)}, {verdict.null_level:.0%} band [{f(verdict.null_low)}, "
             f"{f(verdict.null_high)}]; outcome: **{verdict.outcome}**")
+
+
+def tally(verdicts: Sequence[Verdict]) -> dict[str, int]:
+    """How many of ``verdicts`` came out each way, for every outcome (zeros included)."""
+    out = {o: 0 for o in OUTCOMES}
+    for v in verdicts:
+        if not isinstance(v, Verdict):
+            raise TypeError(f"verdicts: expected Verdict items, got {type(v).__name__}")
+        out[v.outcome] += 1
+    return out
+
+
+def describe_tally(verdicts: Sequence[Verdict]) -> str:
+    """The tally in words, every outcome named.
+
+    For example ``"2 support the hypothesis tested, 1 contradicts it and 3
+    cannot distinguish it from the null"``.
+    """
+    c = tally(verdicts)
+    verb = {"supports": ("supports", "support"), "contradicts": ("contradicts", "contradict")}
+    return (f"{c['supports']} {verb['supports'][c['supports'] != 1]} the hypothesis tested, "
+            f"{c['contradicts']} {verb['contradicts'][c['contradicts'] != 1]} it and "
+            f"{c['cannot distinguish']} cannot distinguish it from the null")
