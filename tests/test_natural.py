@@ -136,3 +136,58 @@ def test_onoff_experiment_and_summary() -> None:
     assert math.isclose(s["baseline_on"], 0.25)
     assert 0 <= s["on_fraction_pgd"] <= 1 and s["success_full"] > 0.5
     assert s["ratio_off"] >= 0.9
+
+
+class _PlaneAE(nn.Module):
+    """An autoencoder whose surface is the affine plane c + span(U) (orthogonal projection)."""
+
+    def __init__(self, U: torch.Tensor, c: torch.Tensor) -> None:
+        super().__init__()
+        n, k = U.shape
+        enc, dec = nn.Linear(n, k), nn.Linear(k, n)
+        with torch.no_grad():
+            enc.weight.copy_(U.T)
+            enc.bias.copy_(-(U.T @ c))
+            dec.weight.copy_(U)
+            dec.bias.copy_(c)
+        self.encoder = nn.Sequential(nn.Flatten(), enc)
+        self.decoder = nn.Sequential(dec, nn.Unflatten(1, (1, 8, 8)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))
+
+
+def test_onoff_controls_random_start_and_distance_to_the_surface() -> None:
+    """A linear classifier whose normal is orthogonal to a known plane.
+
+    Its gradient, its minimal perturbation and PGD without a random start lie
+    entirely off the plane (on-fraction 0); the random start alone puts a part
+    on it. The distance to the surface is the closed-form ||(I - UU^T)(x - c)||.
+    """
+    g = torch.Generator().manual_seed(0)
+    U = torch.linalg.qr(torch.randn(64, 4, generator=g))[0]
+    c = torch.full((64,), 0.5)
+    w = torch.randn(64, generator=g)
+    w = w - U @ (U.T @ w)  # orthogonal to the plane
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.stack([w, -w]) * 0.5)
+        model[1].bias.zero_()
+    ae = _PlaneAE(U, c)
+    x = (0.45 + 0.1 * torch.rand(20, 1, 8, 8, generator=g))
+    y = model(x).argmax(1)
+    res = natural.onoff_experiment(model, ae, x, y, pgd_eps=0.3, pgd_steps=5, attack_steps=30)
+    assert float(res["on_fraction_grad"].max()) < 1e-4
+    assert float(res["on_fraction_pgd_nostart"].max()) < 1e-4
+    assert float(res["on_fraction_minimal"][res["found_full"]].max()) < 1e-3
+    assert float(res["on_fraction_pgd"].median()) > 0.01  # the random start's share alone
+    flat = res["x"].flatten(1) - c
+    want = (flat - (flat @ U) @ U.T).norm(dim=1)
+    torch.testing.assert_close(res["recon_dist"], want, atol=1e-5, rtol=1e-5)
+    # the minimal perturbation is along w, off the plane: it adds to the distance
+    ok = res["found_full"]
+    assert bool((res["recon_dist_full"][ok] > res["recon_dist"][ok]).all())
+    s = natural.summarize_onoff(res, n_boot=20)
+    assert s["on_fraction_pgd_nostart"] < 1e-4 < s["on_fraction_pgd"]
+    assert s["recon_over_minimal"] == pytest.approx(
+        float((res["recon_dist"][ok] / res["norm_full"][ok]).median()))

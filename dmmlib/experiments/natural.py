@@ -392,6 +392,16 @@ def onoff_experiment(
     perturbations against random k-subspaces; and the three minimal-norm
     searches of :func:`dmmlib.attacks.minimal_l2` without the box (FMN,
     ``box=False, refine=12``: unrestricted, tangent space, complement).
+
+    Beside them, the measurements that control PGD's and the autoencoder's
+    biases: the same PGD without its random start (``on_fraction_pgd_nostart``:
+    a random start adds an isotropic part to every perturbation); the
+    on-fraction of the unrestricted *minimal* perturbation
+    (``on_fraction_minimal``); each clean image's distance from the
+    autoencoder's surface, ``||x - D(E(x))||`` (``recon_dist``), to set beside
+    the minimal norms; and the same distance for each minimal adversarial
+    example (``recon_dist_{full,on,off}``), which says how far a step along
+    the flat tangent plane carried the image off the curved surface.
     Everything returned is a tensor, a number or a string, so the result can
     go through :func:`dmmlib.cache.cached_result`.
     """
@@ -426,6 +436,9 @@ def onoff_experiment(
     rand = random_subspace_fractions(
         delta.cpu(), U.shape[2], torch.Generator().manual_seed(seed)
     )
+    nostart = pgd(model, xd, yd, pgd_eps, norm=2, steps=pgd_steps, random_start=False,
+                  progress=progress)
+    split_nostart = split_on_off_manifold(nostart.x_adv - xd, U)
     with eval_mode(model):  # the gradient of the model as attacked (eval mode)
         g_split = split_on_off_manifold(margin_and_grad(model, xd, yd)[1], U)
     out: dict[str, Any] = {
@@ -440,6 +453,9 @@ def onoff_experiment(
         "on_fraction_pgd": split.on_fraction.cpu(),
         "on_fraction_random": rand.on_fraction.cpu(),
         "on_fraction_grad": g_split.on_fraction.cpu(),
+        "pgd_nostart_success": nostart.success.cpu(),
+        "on_fraction_pgd_nostart": split_nostart.on_fraction.cpu(),
+        "recon_dist": _distance_to_surface(ae, xc),
     }
     for name, sub, comp in (("full", None, False), ("on", U, False), ("off", U, True)):
         # unboxed: the geometry of the boundary, not of the box (see minimal_l2)
@@ -449,7 +465,25 @@ def onoff_experiment(
         out[f"found_{name}"] = res.success.cpu()
         out[f"x_adv_{name}"] = res.x_adv.cpu()
         out[f"pred_{name}"] = predict(model, res.x_adv).cpu()
+        out[f"recon_dist_{name}"] = _distance_to_surface(ae, res.x_adv)
+        if name == "full":
+            out["on_fraction_minimal"] = split_on_off_manifold(res.x_adv - xd, U).on_fraction.cpu()
     return out
+
+
+@torch.no_grad()
+def _distance_to_surface(ae: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """``||x - D(E(x))||`` per image (N,), on the CPU, in eval mode (modes restored).
+
+    The L2 distance from each image to its reconstruction: how far the image
+    lies from the autoencoder's surface (an upper bound on the distance to the
+    surface; exact when the encoder finds the nearest point).
+    """
+    dev = module_device(ae)
+    with preserved_modes(ae):
+        ae.eval()
+        return torch.cat([(ae(xb.to(dev)) - xb.to(dev)).flatten(1).norm(dim=1).cpu()
+                          for xb in x.split(batch_size)])
 
 
 def onoff_cached(
@@ -513,8 +547,9 @@ def summarize_onoff(
         raise TypeError(f"result: expected the dict returned by onoff_experiment, got "
                         f"{type(result).__name__}")
     needed = ("n", "k", "x", "pgd_success", "on_fraction_pgd", "on_fraction_random",
-              "on_fraction_grad", *(f"{p}_{s}" for p in ("norm", "found")
-                                    for s in ("full", "on", "off")))
+              "on_fraction_grad", "on_fraction_pgd_nostart", "on_fraction_minimal",
+              "recon_dist", *(f"{p}_{s}" for p in ("norm", "found", "recon_dist")
+                              for s in ("full", "on", "off")))
     absent = [key for key in needed if key not in result]
     if absent:
         raise ValueError(f"result: not an onoff_experiment result, missing {absent}")
@@ -530,8 +565,14 @@ def summarize_onoff(
         "n_correct": float(result["x"].shape[0]),
         "pgd_success": float(result["pgd_success"].float().mean()),
     }
-    for name in ("on_fraction_pgd", "on_fraction_random", "on_fraction_grad"):
+    for name in ("on_fraction_pgd", "on_fraction_random", "on_fraction_grad",
+                 "on_fraction_pgd_nostart", "on_fraction_minimal"):
         v = result[name].double()
+        if name == "on_fraction_minimal":
+            v = v[result["found_full"]]
+        if v.numel() == 0:
+            out[name] = out[name + "_mean"] = out[name + "_lo"] = out[name + "_hi"] = math.nan
+            continue
         lo, hi = bootstrap_ci(v, n_boot=n_boot, seed=seed)
         out[name] = float(v.median())
         out[name + "_mean"] = float(v.mean())
@@ -541,6 +582,14 @@ def summarize_onoff(
         out[f"success_{name}"] = float(found.float().mean())
         norms = result[f"norm_{name}"][found].double()
         out[f"norm_{name}"] = float(norms.median()) if norms.numel() else float("nan")
+        dist = result[f"recon_dist_{name}"][found].double()
+        out[f"recon_dist_{name}"] = float(dist.median()) if dist.numel() else float("nan")
+    out["recon_dist"] = float(result["recon_dist"].double().median())
+    found = result["found_full"]
+    per_image = (result["recon_dist"][found] / result["norm_full"][found]).double()
+    out["recon_over_minimal"] = float(per_image.median()) if per_image.numel() else math.nan
+    out["recon_exceeds_minimal"] = (float((per_image > 1).double().mean())
+                                    if per_image.numel() else math.nan)
     for name in ("on", "off"):
         both = result["found_full"] & result[f"found_{name}"]
         ratio = (result[f"norm_{name}"][both] / result["norm_full"][both]).double()
