@@ -508,6 +508,8 @@ _add("natural.reconstruction_error", lambda c: natural.reconstruction_error(c.ae
 _add("natural.decode_gaussian_samples", lambda c: natural.decode_gaussian_samples(
     c.ae, c.ds.x, 3))
 _add("natural.onoff_experiment", _onoff)
+_add("natural.latent_attack", lambda c: natural.latent_attack(
+    c.model, c.ae, c.x, _predicted(c), budgets=[0.5], steps=2, progress=False))
 _add("natural.onoff_cached", lambda c: [natural.onoff_cached(
     c.model, c.ae, c.x, _predicted(c), pgd_eps=0.5, pgd_steps=2, attack_steps=2)
     for _ in range(2)])

@@ -191,3 +191,51 @@ def test_onoff_controls_random_start_and_distance_to_the_surface() -> None:
     assert s["on_fraction_pgd_nostart"] < 1e-4 < s["on_fraction_pgd"]
     assert s["recon_over_minimal"] == pytest.approx(
         float((res["recon_dist"][ok] / res["norm_full"][ok]).median()))
+
+
+def _plane_problem(in_plane: float, seed: int = 0, through_centre: bool = True):
+    g = torch.Generator().manual_seed(seed)
+    U = torch.linalg.qr(torch.randn(64, 4, generator=g))[0]
+    c = torch.full((64,), 0.5)
+    w = torch.randn(64, generator=g)
+    w_off = w - U @ (U.T @ w)
+    w = w_off / w_off.norm() + in_plane * U[:, 0]
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
+    with torch.no_grad():  # the boundary w . (x - c) = 0 passes through the plane's centre
+        model[1].weight.copy_(torch.stack([w, -w]) * 0.5)
+        model[1].bias.copy_(torch.stack([-(w @ c), w @ c]) * 0.5 * through_centre)
+    x = 0.45 + 0.1 * torch.rand(20, 1, 8, 8, generator=g)
+    return model, _PlaneAE(U, c), x, model(x).argmax(1), U, c
+
+
+def test_latent_attack_stays_on_the_surface_and_fails_where_the_surface_cannot_help() -> None:
+    model, ae, x, y, U, c = _plane_problem(in_plane=1.0)
+    out = natural.latent_attack(model, ae, x, y, budgets=[0.05, 0.2, 0.8], steps=10)
+    ok = out["success"]
+    assert bool(ok.all())
+    flat = out["x_adv"].flatten(1) - c
+    off_plane = (flat - (flat @ U) @ U.T).norm(dim=1)
+    assert float(off_plane.max()) < 1e-5  # decoded points: on the surface by construction
+    # an isometric decoder: the image moves exactly as far as the code
+    torch.testing.assert_close(out["dist_recon"], out["latent_norm"], atol=1e-5, rtol=1e-4)
+    assert bool((out["latent_norm"] <= out["budget"] + 1e-6).all())
+    with torch.no_grad():
+        assert bool((model(out["x_adv"]).argmax(1) != y).all())
+    # the smallest budget that works is kept: the linear margin sets it exactly
+    with torch.no_grad():
+        z_margin = (model(out["recon"]).gather(1, y[:, None]).squeeze(1)
+                    - model(out["recon"]).gather(1, (1 - y)[:, None]).squeeze(1))
+    need = z_margin / (model[1].weight[0] - model[1].weight[1]).matmul(U).norm()
+    for b in (0.05, 0.2, 0.8):
+        chosen = out["budget"] == b
+        assert bool((need[chosen] <= b + 1e-4).all())
+
+    # a normal orthogonal to the plane: moving on the surface never changes the label
+    model, ae, x, y, *_ = _plane_problem(in_plane=0.0, through_centre=False)
+    out = natural.latent_attack(model, ae, x, y, budgets=[0.5, 2.0], steps=5)
+    assert not bool(out["success"].any()) and bool(torch.isinf(out["budget"]).all())
+    torch.testing.assert_close(out["x_adv"], out["recon"])
+    with pytest.raises(TypeError, match="budgets"):
+        natural.latent_attack(model, ae, x, y, budgets=[], steps=5)
+    with pytest.raises(ValueError, match="budgets"):
+        natural.latent_attack(model, ae, x, y, budgets=[0.1, -1.0], steps=5)
