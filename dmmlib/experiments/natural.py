@@ -536,7 +536,9 @@ def latent_attack(
         ``dist_recon`` (N,) ``||x_adv - D(E(x))||``, and ``recon`` the
         reconstructions.
     """
-    from ..attacks._common import progress_bar
+    from tqdm.auto import tqdm
+
+    from ..train import progress_enabled
 
     model = check_model(model)
     ae = _check_autoencoder(ae)
@@ -549,16 +551,19 @@ def latent_attack(
     dev = module_device(model)
     xd, yd = xt.to(dev), yt.to(dev)
     n = xd.shape[0]
+    encoder = cast(nn.Module, ae.encoder)  # checked by _check_autoencoder
+    decoder = cast(nn.Module, ae.decoder)
     with preserved_modes(ae), eval_mode(model):
         ae.eval()
         with torch.no_grad():
-            z0 = ae.encoder(xd.to(module_device(ae))).to(dev)
-            recon = ae.decoder(z0.to(module_device(ae))).to(dev).clamp(0, 1)
+            z0 = encoder(xd.to(module_device(ae))).to(dev)
+            recon = decoder(z0.to(module_device(ae))).to(dev).clamp(0, 1)
         x_adv = recon.clone()
         zeta_best = torch.zeros_like(z0)
         budget = torch.full((n,), math.inf, device=dev)
         found = torch.zeros(n, dtype=torch.bool, device=dev)
-        bar = progress_bar(len(eps), "latent attack", progress)
+        bar = tqdm(total=len(eps), desc="latent attack", leave=False,
+                   disable=not progress_enabled(progress))
         try:
             for e in eps:
                 active = (~found).nonzero().squeeze(1)
@@ -570,7 +575,7 @@ def latent_attack(
                 for _ in range(steps + 1):
                     with torch.enable_grad():
                         zg = zeta.detach().requires_grad_(True)
-                        xa = ae.decoder((za + zg).to(module_device(ae))).to(dev).clamp(0, 1)
+                        xa = decoder((za + zg).to(module_device(ae))).to(dev).clamp(0, 1)
                         logits = model(xa)
                         hit = (logits.argmax(1) != ya) & ~done
                         if bool(hit.any()):  # keep the first iterate that changes the label
