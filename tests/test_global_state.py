@@ -183,6 +183,9 @@ def _add(name: str, fn: Callable[[Ctx], object], *allowed: str) -> None:
 
 # --- attacks
 _add("attacks.fgsm", lambda c: A.fgsm(c.model, c.x, c.y, [0.05, 0.1], progress=False))
+_add("attacks.apgd", lambda c: A.apgd(c.model, c.x, c.y, 0.1, steps=3, restarts=2, seed=0,
+                                      progress=False))
+_add("attacks.dlr_loss", lambda c: A.dlr_loss(c.model(c.x), c.y))
 _add("attacks.pgd", lambda c: A.pgd(c.model, c.x, c.y, 0.1, steps=2, restarts=2, seed=0,
                                     progress=False))
 _add("attacks.pgd[subspace]", lambda c: A.pgd(c.model, c.x, c.y, 0.5, norm=2, steps=2,

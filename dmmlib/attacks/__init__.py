@@ -4,6 +4,9 @@
 :func:`fgsm`                one signed-gradient step (Goodfellow et al. 2015), Linf
 :func:`pgd`                 projected gradient descent (Madry et al. 2018), Linf/L2,
                             restarts, on/off-subspace ("manifold") restriction
+:func:`apgd`                Auto-PGD (Croce & Hein 2020), CE or DLR loss, Linf/L2:
+                            the evaluation attack of AutoAttack
+:func:`dlr_loss`            the Difference of Logits Ratio loss APGD can use
 :func:`deepfool`            minimal L2 by linearisation (Moosavi-Dezfooli et al. 2016)
 :func:`minimal_l2`          minimal L2: FMN (Pintor et al. 2021) or DDN (Rony et al. 2019)
 :func:`carlini_wagner_l2`   minimal L2 by optimisation (Carlini & Wagner 2017)
@@ -38,6 +41,7 @@ is ``minimal_l2(basis=, complement=, box=False, method="fmn", refine=12)``.
 
 from __future__ import annotations
 
+from .apgd import apgd, dlr_loss
 from .carlini_wagner import carlini_wagner_l2
 from .curve import robustness_curve
 from .deepfool import deepfool
@@ -48,5 +52,6 @@ from .pgd import pgd
 from .result import AttackResult
 from .targets import random_targets
 
-__all__ = ["fgsm", "pgd", "deepfool", "minimal_l2", "carlini_wagner_l2", "lbfgs",
+__all__ = ["fgsm", "pgd", "apgd", "dlr_loss", "deepfool", "minimal_l2", "carlini_wagner_l2",
+           "lbfgs",
            "robustness_curve", "random_targets", "AttackResult"]
