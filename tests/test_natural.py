@@ -179,6 +179,13 @@ def test_onoff_controls_random_start_and_distance_to_the_surface() -> None:
     res = natural.onoff_experiment(model, ae, x, y, pgd_eps=0.3, pgd_steps=5, attack_steps=30)
     assert float(res["on_fraction_grad"].max()) < 1e-4
     assert float(res["on_fraction_pgd_nostart"].max()) < 1e-4
+    # the stored vectors are the ones measured
+    torch.testing.assert_close(
+        manifold.split_on_off_manifold(res["pgd_nostart_delta"], manifold.tangent_basis_at(
+            ae, res["x"])).on_fraction, res["on_fraction_pgd_nostart"], atol=1e-5, rtol=0)
+    cos = torch.nn.functional.cosine_similarity(res["grad"].flatten(1), w[None, :].expand(
+        len(res["x"]), -1), dim=1).abs()
+    assert float(cos.min()) > 0.999  # the margin gradient of a linear model is +-w
     assert float(res["on_fraction_minimal"][res["found_full"]].max()) < 1e-3
     assert float(res["on_fraction_pgd"].median()) > 0.01  # the random start's share alone
     flat = res["x"].flatten(1) - c

@@ -395,8 +395,9 @@ def onoff_experiment(
     ``box=False, refine=12``: unrestricted, tangent space, complement).
 
     Beside them, the measurements that control PGD's and the autoencoder's
-    biases: the same PGD without its random start (``on_fraction_pgd_nostart``:
-    a random start adds an isotropic part to every perturbation); the
+    biases: the same PGD without its random start (``on_fraction_pgd_nostart``
+    and ``pgd_nostart_delta``: a random start adds an isotropic part to every
+    perturbation); the margin's input gradient itself (``grad``); the
     on-fraction of the unrestricted *minimal* perturbation
     (``on_fraction_minimal``); each clean image's distance from the
     autoencoder's surface, ``||x - D(E(x))||`` (``recon_dist``), to set beside
@@ -441,7 +442,8 @@ def onoff_experiment(
                   progress=progress)
     split_nostart = split_on_off_manifold(nostart.x_adv - xd, U)
     with eval_mode(model):  # the gradient of the model as attacked (eval mode)
-        g_split = split_on_off_manifold(margin_and_grad(model, xd, yd)[1], U)
+        grad = margin_and_grad(model, xd, yd)[1]
+    g_split = split_on_off_manifold(grad, U)
     out: dict[str, Any] = {
         "n": int(xd[0].numel()),
         "k": int(U.shape[2]),
@@ -454,7 +456,9 @@ def onoff_experiment(
         "on_fraction_pgd": split.on_fraction.cpu(),
         "on_fraction_random": rand.on_fraction.cpu(),
         "on_fraction_grad": g_split.on_fraction.cpu(),
+        "grad": grad.cpu(),
         "pgd_nostart_success": nostart.success.cpu(),
+        "pgd_nostart_delta": (nostart.x_adv - xd).cpu(),
         "on_fraction_pgd_nostart": split_nostart.on_fraction.cpu(),
         "recon_dist": _distance_to_surface(ae, xc),
     }
