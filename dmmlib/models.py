@@ -92,7 +92,9 @@ class MLP(nn.Module):
 
 
 class SmallCNN(nn.Module):
-    """Two conv blocks and a small classifier head; about 100k parameters at 28x28.
+    """Two conv blocks and a small classifier head: 421,642 parameters at 28x28, width 32.
+
+    At width 8 it has 103,018.
 
     Parameters
     ----------
