@@ -119,19 +119,24 @@ def warn_blocked(blocked: torch.Tensor, name: str, hint: str = "") -> None:
 
 
 def loss_and_grad(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, targeted: bool,
-                  check: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Logits, per-sample cross-entropy and the gradient of the attack objective.
+                  check: bool = False,
+                  per_sample: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits, per-sample loss and the gradient of the attack objective.
 
-    The objective is the cross-entropy to ``y`` (to be increased) or, when
-    ``targeted``, minus the cross-entropy to the target ``y``. Only the input
-    gradient is computed. ``check`` validates ``y`` against the logits first.
+    The objective is the loss to ``y`` (to be increased) or, when
+    ``targeted``, minus the loss to the target ``y``. The loss is the
+    cross-entropy unless ``per_sample(logits, y)`` gives another (APGD's
+    DLR). Only the input gradient is computed. ``check`` validates ``y``
+    against the logits first.
     """
     with torch.enable_grad():
         xg = x_adv.detach().requires_grad_(True)
         logits = model(xg)
         if check:
             check_classes(y, logits)
-        loss = F.cross_entropy(logits, y, reduction="none")
+        loss = (F.cross_entropy(logits, y, reduction="none") if per_sample is None
+                else per_sample(logits, y))
         objective = -loss.sum() if targeted else loss.sum()
         (grad,) = torch.autograd.grad(objective, xg)
     return logits.detach(), loss.detach(), grad

@@ -5,15 +5,14 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import _validate as V
 from ._common import (
     batch_view,
-    check_classes,
     eval_mode,
     flat_norm,
+    loss_and_grad,
     make_generator,
     make_result,
     parse_norm,
@@ -150,20 +149,6 @@ def apgd(
     return make_result(x_adv, x, success, p)
 
 
-def _objective(model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, loss: str,
-               check: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Logits, per-sample loss and its input gradient."""
-    with torch.enable_grad():
-        xg = x_adv.detach().requires_grad_(True)
-        logits = model(xg)
-        if check:
-            check_classes(y, logits)
-        per = (F.cross_entropy(logits, y, reduction="none") if loss == "ce"
-               else dlr_loss(logits, y))
-        (grad,) = torch.autograd.grad(per.sum(), xg)
-    return logits.detach(), per.detach(), grad
-
-
 def _apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, p: str, loss: str,
           steps: int, restarts: int, rho: float, gen: torch.Generator | None,
           progress: bool | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -173,6 +158,7 @@ def _apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, p: str
     best_loss_all = torch.full((n,), -math.inf, dtype=x.dtype, device=x.device)
     fooled = torch.zeros(n, dtype=torch.bool, device=x.device)
     checkpoints = _checkpoints(steps)
+    per = None if loss == "ce" else dlr_loss
     bar = progress_bar(steps * restarts, "apgd", progress)
 
     def project(v: torch.Tensor, x0: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
@@ -190,7 +176,7 @@ def _apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, p: str
                 break
             x0, y0, e = x[idx], y[idx], eps_t[idx]
             cur = project(x0 + _random_start(x0, e, p, None, gen), x0, e)
-            logits, f, g = _objective(model, cur, y0, loss, check=r == 0)
+            logits, f, g = loss_and_grad(model, cur, y0, False, check=r == 0, per_sample=per)
             hit = logits.argmax(1) != y0
             adv = torch.where(batch_view(hit, cur), cur, x0)
             found = hit.clone()
@@ -206,7 +192,7 @@ def _apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, p: str
                 if k > 0:  # momentum 0.75 from the second step on
                     step = project(cur + 0.75 * (step - cur) + 0.25 * (cur - prev), x0, e)
                 prev, cur = cur, step
-                logits, f, g = _objective(model, cur, y0, loss)
+                logits, f, g = loss_and_grad(model, cur, y0, False, per_sample=per)
                 hit = (logits.argmax(1) != y0) & ~found
                 adv[hit], found = cur[hit], found | hit
                 rises += (f > f_prev).to(f.dtype)
