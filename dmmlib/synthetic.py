@@ -15,8 +15,10 @@ Available manifolds
 :func:`sphere_patch`
     a geodesic cap of a k-sphere lying in a random (k+1)-dimensional subspace;
 :func:`five_points_line`, :func:`checkerboard_plane`
-    the two toy settings of the dimpled-manifold paper (1-D line in R^2,
-    checkerboard on the plane z = 0.5 in R^3).
+    the two toy settings: the dimpled-manifold paper's five points on a line
+    in R^2 (a 1-D manifold in a 2-D space), and Melamed, Yehudai and Vardi
+    (2023)'s 5 x 5 checkerboard on the plane z = 0.5 in R^3 (a 2-D manifold in
+    a 3-D space).
 
 Labels are assigned by a rule on the intrinsic coordinates (see
 :func:`label_coordinates`): alternating ``"intervals"`` along the first
@@ -385,7 +387,7 @@ def sphere_patch(
 
 # --------------------------------------------------------------------------- toy settings
 def five_points_line(*, dtype: torch.dtype = torch.float32) -> ManifoldDataset:
-    """The 1-D toy of the dimpled-manifold paper: five points on the line y = 0.5 in R^2.
+    """The dimpled-manifold paper's toy: five points on the line y = 0.5 in R^2 (1-D in 2-D).
 
     The points sit at x = 0.05, 0.30, 0.55, 0.80, 1.05 with alternating labels
     0, 1, 0, 1, 0; the tangent is the x-axis. (The last point lies just outside
@@ -410,7 +412,11 @@ def checkerboard_plane(
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
 ) -> ManifoldDataset:
-    """The 2-D toy of the dimpled-manifold paper: a checkerboard on the plane z = 0.5 in R^3.
+    """Melamed et al. (2023)'s toy: a checkerboard on the plane z = 0.5 in R^3 (2-D in 3-D).
+
+    With ``cells=5`` and one point per cell it is the setting of Melamed, Yehudai
+    and Vardi (2023); the dimpled-manifold paper shows a 3-D setting of the same
+    kind (a 2-D manifold in R^3).
 
     The unit square is cut into ``cells`` x ``cells`` squares labelled
     ``(i + j) mod 2``. With ``jitter=False`` the points lie on a regular

@@ -172,6 +172,20 @@ def test_factor_sweep_reports_the_clinging_tests_statistic():
         assert row["on_fraction"] == pytest.approx(want, abs=1e-4)
 
 
+def test_factor_sweep_uncentred_inputs_move_the_weights_off_the_tangent_not_off_their_span():
+    ds = linear_subspace(12, 2, 40, labels="intervals", cells=2, seed=0)
+    setting = [dict(alpha=1.0, wd=0.0, lr_mult=1.0, width=16)]
+    kw = dict(seeds=2, steps=30, lr0=0.05, momentum=0.9)
+    centred = phases.factor_sweep(ds.x, ds.y, ds.tangent, torch.arange(4), setting, **kw)
+    uncentred = phases.factor_sweep(ds.x, ds.y, ds.tangent, torch.arange(4), setting, mean=0.0,
+                                    **kw)
+    for row in centred:  # data through the origin after normalising: both spans agree
+        assert row["drift"] < 1e-4 and row["drift_span"] < 1e-4
+    for row in uncentred:  # the offset is an input direction off the tangent: it moves
+        assert row["drift_span"] < 1e-4
+        assert row["drift"] > 1e-3
+
+
 def test_gradient_descent_never_moves_the_orthogonal_weights_but_weight_decay_does():
     ds = linear_subspace(20, 2, 40, labels="intervals", cells=2, seed=1)
     nets = []

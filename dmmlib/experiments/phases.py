@@ -473,7 +473,7 @@ def train_recorded(members: Sequence[nn.Module], data: tuple[torch.Tensor, torch
 def factor_sweep(x: torch.Tensor, y: torch.Tensor, tangent: torch.Tensor,
                  measure_idx: torch.Tensor, settings: Sequence[dict[str, Any]], *, seeds: int,
                  steps: int, lr0: float, momentum: float, std: float = 0.1,
-                 optimizer: str = "sgd") -> list[dict]:
+                 mean: float = 0.5, optimizer: str = "sgd") -> list[dict]:
     """Train :func:`scaled_mlp` networks for each setting and measure their boundary at the end.
 
     Each setting is a dict with ``alpha`` (initialisation scale), ``wd``
@@ -482,7 +482,13 @@ def factor_sweep(x: torch.Tensor, y: torch.Tensor, tangent: torch.Tensor,
     from ``seeds`` seeds (full batch, ``optimizer`` with ``momentum``, one
     ensemble per width). At the points ``measure_idx`` a :class:`dmmlib.geometry.GeometryRecorder`
     measures the boundary, and :func:`orthogonal_drift` the first layer's
-    drift out of the tangent space at the first point.
+    drift out of the tangent space at the first point (``drift``) and out of
+    the span of the normalised inputs ``(x - mean) / std`` (``drift_span``).
+    The theorem of Melamed et al. (2023) freezes the second exactly; the two
+    agree when the data's affine subspace passes through ``mean`` (the
+    default 0.5 centres :func:`dmmlib.synthetic.linear_subspace`'s data).
+    With ``mean=0`` the inputs span one more direction (the offset), and the
+    weights move along it.
 
     Returns
     -------
@@ -491,25 +497,29 @@ def factor_sweep(x: torch.Tensor, y: torch.Tensor, tangent: torch.Tensor,
         ``accuracy``, ``off_fraction`` (mean over the points), ``on_fraction``
         (the median over the points of the normal's on-manifold share, the
         statistic of :func:`dmmlib.hypotheses.clinging_test`), ``dist_normal``,
-        ``dist_on``, ``drift``.
+        ``dist_on``, ``drift``, ``drift_span``.
     """
     from ..ensemble import train_ensemble
 
     U = tangent[0]
+    z = (x.double() - mean) / std
+    _, sv, vh = torch.linalg.svd(z, full_matrices=False)
+    span = vh[sv > sv[0] * 1e-6].T.to(x.dtype)  # orthonormal basis of the inputs' span
     out = []
     rec = GeometryRecorder(x[measure_idx], y[measure_idx], tangent[measure_idx],
                            max_distance=1.0, n_scan=16, tol=1e-3)
     for width in sorted({st["width"] for st in settings}):
         group = [st for st in settings if st["width"] == width]
         runs = [(st, seed) for st in group for seed in range(seeds)]
-        ens = Ensemble.from_models([scaled_mlp(x.shape[1], width, st["alpha"], seed, std=std)
-                                    for st, seed in runs])
+        ens = Ensemble.from_models([scaled_mlp(x.shape[1], width, st["alpha"], seed, std=std,
+                                               mean=mean) for st, seed in runs])
         W0 = ens.params["net.0.weight"].clone()
         train_ensemble(ens, (x, y), epochs=steps,
                        lr=[lr0 * st["lr_mult"] / st["alpha"] ** 2 for st, _ in runs],
                        weight_decay=[st["wd"] for st, _ in runs], optimizer=optimizer,
                        momentum=momentum, progress=False)
         drift = orthogonal_drift(W0, ens.params["net.0.weight"], U)
+        drift_span = orthogonal_drift(W0, ens.params["net.0.weight"], span)
         for i, (st, seed) in enumerate(runs):
             per = rec.measure(ens.model(i))
             out.append({**st, "seed": seed, "accuracy": float(per["correct"].double().mean()),
@@ -517,7 +527,8 @@ def factor_sweep(x: torch.Tensor, y: torch.Tensor, tangent: torch.Tensor,
                         "on_fraction": float((1 - per["off_fraction"].double() ** 2)
                                              .clamp(min=0).sqrt().median()),
                         "dist_normal": float(per["dist_normal"].mean()),
-                        "dist_on": float(per["dist_on"].mean()), "drift": float(drift[i])})
+                        "dist_on": float(per["dist_on"].mean()), "drift": float(drift[i]),
+                        "drift_span": float(drift_span[i])})
     return out
 
 
