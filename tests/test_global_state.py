@@ -319,6 +319,11 @@ _add("scoreboard.tally", lambda c: scoreboard.tally([scoreboard.record_verdict(
     "gs.t", chapter="c", hypothesis="h", measured=0.1, null=nulls.band([0.2, 0.3], kind="s"),
     predicts="below", profile="ci")]))
 _add("scoreboard.describe_tally", lambda c: scoreboard.describe_tally([]))
+_add("scoreboard.explanation_table", lambda c: scoreboard.explanation_table(
+    [], [scoreboard.Experiment("e", "k", {"X": "supports"})], ["X"]))
+_add("scoreboard.Experiment", lambda c: scoreboard.Experiment("e", "k", {"X": "supports"}))
+_add("scoreboard.separations", lambda c: scoreboard.separations(
+    [scoreboard.Experiment("e", "k", {"X": "supports", "Y": "contradicts"})], ["X", "Y"]))
 _add("nb.glue_outcome", lambda c: nb.glue_outcome(
     "gs", "supports", {"supports": "a", "contradicts": "b", "cannot distinguish": "c"}))
 _add("geometry.level_set_mesh", lambda c: geometry.level_set_mesh(

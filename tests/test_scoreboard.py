@@ -140,3 +140,49 @@ def test_tally_counts_every_outcome_and_describes_it(tmp_path, monkeypatch):
     assert sb.describe_tally(vs[:1]).startswith("1 supports the hypothesis tested, 0 contradict")
     with pytest.raises(TypeError, match="Verdict"):
         sb.tally(["supports"])
+
+
+def test_explanation_table_compares_each_prediction_with_the_recorded_outcome(tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.setenv("DMM_CACHE", str(tmp_path))
+    from dmmlib import nulls
+    from dmmlib.book import scoreboard as sb
+
+    null = nulls.band([0.4, 0.5, 0.6], kind="s")
+    high = sb.record_verdict("e.high", chapter="c", hypothesis="h", measured=0.9, null=null,
+                             predicts="above")
+    inside = sb.record_verdict("e.in", chapter="c", hypothesis="h", measured=0.5, null=null,
+                               predicts="above")
+    exps = [sb.Experiment("A", "e.high", {"X": "supports", "Y": "cannot distinguish"}),
+            sb.Experiment("B", "e.in", {"X": "supports"}),
+            sb.Experiment("C", "e.absent", {"Y": "contradicts"})]
+    rows, counts = sb.explanation_table([high, inside], exps, ["X", "Y", "Z"])
+    assert [r["measured"] for r in rows] == ["supports", "cannot distinguish", None]
+    assert rows[0]["X"] == "consistent" and rows[0]["Y"] == "inconsistent"
+    assert rows[0]["Z"] == "silent" and rows[1]["X"] == "inconsistent"
+    assert rows[2]["Y"] == "not run"
+    assert counts["X"] == {"consistent": 1, "inconsistent": 1, "silent": 0}
+    assert counts["Y"] == {"consistent": 0, "inconsistent": 1, "silent": 1}
+    # the same experiments with the other outcome flip the reading
+    low = sb.record_verdict("e.high", chapter="c", hypothesis="h", measured=0.45, null=null,
+                            predicts="above")
+    rows2, _ = sb.explanation_table([low, inside], exps, ["X", "Y", "Z"])
+    assert rows2[0]["X"] == "inconsistent" and rows2[0]["Y"] == "consistent"
+    with pytest.raises(ValueError, match="unknown explanation"):
+        sb.explanation_table([high], exps, ["X"])
+    with pytest.raises(ValueError, match="twice"):
+        sb.explanation_table([high], exps[:1] * 2, ["X", "Y"])
+    with pytest.raises(ValueError, match="predicts"):
+        sb.Experiment("D", "k", {"X": "maybe"})
+    sep = sb.separations(exps, ["X", "Y", "Z"])
+    assert sep[("X", "Y")] == ["A"] and sep[("X", "Z")] == [] and sep[("Y", "Z")] == []
+    # a bound allows two outcomes: consistent with either, separating only from the third
+    bound = sb.Experiment("E", "e.in", {"X": ("supports", "cannot distinguish"),
+                                       "Y": "cannot distinguish", "Z": "contradicts"})
+    rows3, _ = sb.explanation_table([inside], [bound], ["X", "Y", "Z"])
+    assert (rows3[0]["X"], rows3[0]["Y"], rows3[0]["Z"]) == ("consistent", "consistent",
+                                                             "inconsistent")
+    sep3 = sb.separations([bound], ["X", "Y", "Z"])
+    assert sep3[("X", "Y")] == [] and sep3[("X", "Z")] == ["E"] and sep3[("Y", "Z")] == ["E"]
+    with pytest.raises(TypeError, match="tuple"):
+        sb.Experiment("F", "k", {"X": ()})

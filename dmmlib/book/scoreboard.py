@@ -26,7 +26,8 @@ from ..profiles import get_profile
 
 __all__ = ["KINDS", "Entry", "record", "load", "scoreboard_path", "clear", "Verdict",
            "record_verdict", "load_verdicts", "verdicts_path", "describe", "tally",
-           "describe_tally"]
+           "describe_tally", "Experiment", "explanation_table", "separations",
+           "EXPLANATIONS", "HEAD_TO_HEAD"]
 
 
 #: The groups a scoreboard row belongs to: a number a paper printed (its table or
@@ -324,3 +325,199 @@ def describe_tally(verdicts: Sequence[Verdict]) -> str:
     return (f"{c['supports']} {verb['supports'][c['supports'] != 1]} the hypothesis tested, "
             f"{c['contradicts']} {verb['contradicts'][c['contradicts'] != 1]} it and "
             f"{c['cannot distinguish']} cannot distinguish it from the null")
+
+
+# --------------------------------------------------------------------------- explanations
+@dataclass(frozen=True)
+class Experiment:
+    """One independent experiment and what each explanation predicts of its verdict.
+
+    ``key`` names the recorded :class:`Verdict` that decides it (one
+    measurement: tests of the same measurement against other nulls are not
+    separate experiments and are left out). ``predicts`` maps an explanation's
+    name to the outcome of that verdict it expects (one of
+    :data:`dmmlib.nulls.OUTCOMES`), or to a tuple of the outcomes it allows
+    (a bound allows "closer" and "at the bound"); an explanation that says
+    nothing about the experiment is absent.
+    """
+
+    experiment: str
+    key: str
+    predicts: dict[str, str | tuple[str, ...]]
+    why: str = ""
+
+    def allows(self, name: str) -> tuple[str, ...]:
+        """The outcomes explanation ``name`` allows (empty when it says nothing)."""
+        p = self.predicts.get(name, ())
+        return (p,) if isinstance(p, str) else tuple(p)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.experiment, str) or not self.experiment:
+            raise TypeError(f"experiment: expected a non-empty str, got {self.experiment!r}")
+        if not isinstance(self.key, str) or not self.key:
+            raise TypeError(f"key: expected a non-empty str, got {self.key!r}")
+        if not isinstance(self.predicts, dict):
+            raise TypeError(f"predicts: expected a dict, got {type(self.predicts).__name__}")
+        for name, outcome in self.predicts.items():
+            allowed = (outcome,) if isinstance(outcome, str) else outcome
+            if not isinstance(allowed, tuple) or not allowed:
+                raise TypeError(f"predicts[{name!r}]: expected an outcome or a tuple of them, "
+                                f"got {outcome!r}")
+            for o in allowed:
+                check_choice(o, f"predicts[{name!r}]", OUTCOMES)
+
+
+def explanation_table(verdicts: Sequence[Verdict], experiments: Sequence[Experiment],
+                      explanations: Sequence[str]) -> tuple[list[dict], dict[str, dict[str, int]]]:
+    """Set every explanation against the recorded outcome of every experiment.
+
+    Parameters
+    ----------
+    verdicts : sequence of Verdict
+        The recorded tests (:func:`load_verdicts`).
+    experiments : sequence of Experiment
+        The experiments, each counted once, with each explanation's prediction.
+    explanations : sequence of str
+        The explanations, in column order; every name used in an experiment's
+        ``predicts`` must be among them.
+
+    Returns
+    -------
+    rows : list of dict
+        One per experiment: ``experiment``, ``key``, ``measured`` (the outcome,
+        or ``None`` when the verdict was not recorded in this build) and, per
+        explanation, ``"consistent"``, ``"inconsistent"``, ``"silent"`` (no
+        prediction) or ``"not run"``.
+    counts : dict
+        Per explanation, how many experiments were ``consistent``,
+        ``inconsistent`` and ``silent`` (experiments not run are not counted).
+    """
+    names = list(explanations)
+    if len(set(names)) != len(names) or not names:
+        raise ValueError("explanations: expected distinct names, at least one")
+    by_key: dict[str, Verdict] = {}
+    for verdict in verdicts:
+        if not isinstance(verdict, Verdict):
+            raise TypeError(f"verdicts: expected Verdict items, got {type(verdict).__name__}")
+        by_key[verdict.key] = verdict
+    seen = set()
+    rows, counts = [], {n: {"consistent": 0, "inconsistent": 0, "silent": 0} for n in names}
+    for e in experiments:
+        if not isinstance(e, Experiment):
+            raise TypeError(f"experiments: expected Experiment items, got {type(e).__name__}")
+        if e.key in seen:
+            raise ValueError(f"experiments: the verdict {e.key!r} is used twice; an experiment "
+                             "is counted once")
+        seen.add(e.key)
+        unknown = set(e.predicts) - set(names)
+        if unknown:
+            raise ValueError(f"experiments: {e.experiment!r} predicts for unknown explanation(s) "
+                             f"{sorted(unknown)}")
+        v = by_key.get(e.key)
+        row: dict = {"experiment": e.experiment, "key": e.key,
+                     "measured": v.outcome if v is not None else None}
+        for n in names:
+            if v is None:
+                row[n] = "not run"
+                continue
+            if n not in e.predicts:
+                row[n] = "silent"
+            else:
+                row[n] = "consistent" if v.outcome in e.allows(n) else "inconsistent"
+            counts[n][row[n]] += 1
+        rows.append(row)
+    return rows, counts
+
+
+def separations(experiments: Sequence[Experiment], explanations: Sequence[str]
+                ) -> dict[tuple[str, str], list[str]]:
+    """Which experiments can tell each pair of explanations apart.
+
+    An experiment separates two explanations when both predict its outcome and
+    no outcome is allowed by both, whatever the run gives. Every pair appears,
+    with an empty list when no experiment separates it.
+    """
+    names = list(explanations)
+    out: dict[tuple[str, str], list[str]] = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            out[(a, b)] = [e.experiment for e in experiments
+                           if a in e.predicts and b in e.predicts
+                           and not set(e.allows(a)) & set(e.allows(b))]
+    return out
+
+
+#: The explanations the book sets against each other, in column order.
+EXPLANATIONS = ("pockets", "linearity", "boundary tilting", "concentration",
+                "non-robust features", "stretchy features", "DMM")
+
+#: The book's independent experiments, one recorded verdict each, and what each
+#: explanation predicts of that verdict's outcome (absent: it says nothing).
+#: Sources: pockets, Szegedy et al. 2013 (dense, low-probability pockets that random
+#: noise misses); linearity, Goodfellow et al. 2015 (locally linear networks; transfer
+#: through similar weights); boundary tilting, Tanay and Griffin 2016 (a boundary
+#: close to the data and tilted against it, the perturbation off the data, no local
+#: bends); concentration, Fawzi et al. 2018, Shafahi et al. 2019, Gilmer et al. 2018
+#: (distances set by the error set's measure); non-robust features, Ilyas et al. 2019
+#: (predictive features of the data that both networks learn); stretchy features,
+#: Kilcher's reading (adversarial directions along features of the data, so on the
+#: manifold); the DMM, Shamir et al. 2021 (off-manifold normals, dimples at the
+#: training points, adversarial training deepens them).
+HEAD_TO_HEAD = (
+    Experiment("random signs of the same L-infinity size fool less than the search",
+               "five.random_signs",
+               {"pockets": "supports", "linearity": "supports", "DMM": "supports"},
+               "pockets are of low probability; a sign pattern uncorrelated with w barely "
+               "moves a linear score; a random step off a dimple rarely crosses it"),
+    Experiment("a trained network is farther from linear along its attack than an untrained one",
+               "critics.linearity.adversarial", {"linearity": "cannot distinguish"},
+               "Goodfellow et al.: trained networks behave linearly, like random ones"),
+    Experiment("training without weight decay tilts a linear boundary against the data",
+               "rivals.tilt.off_over_on", {"boundary tilting": "supports"},
+               "Tanay and Griffin: the tilt is the component training leaves unchecked"),
+    Experiment("minimal perturbations are smaller, relative to the class distance, than a "
+               "tilted plane's", "explains.tiny.ratio",
+               {"boundary tilting": "cannot distinguish", "DMM": "supports"},
+               "a tilted plane is the tilting account; dimples add closeness at the points"),
+    Experiment("the boundary bends at the training points (dimples)", "rivals.tilt.locality",
+               {"linearity": "cannot distinguish", "boundary tilting": "cannot distinguish",
+                "DMM": "supports"},
+               "a linear or tilted boundary has no local bends"),
+    Experiment("on a synthetic subspace the boundary clings to the data",
+               "dmm.hd.clinging.alpha4.random", {"DMM": "supports"},
+               "the clinging phase"),
+    Experiment("on a synthetic subspace minimal perturbations point off the manifold",
+               "explains.onfrac.flat_subspace.a4.random",
+               {"boundary tilting": "supports", "DMM": "supports"},
+               "both put the shortest way to the boundary off the data"),
+    Experiment("on images PGD perturbations lie off the tangent space more than "
+               "support-matched noise", "natural.onfrac.pgd.support",
+               {"boundary tilting": "supports", "stretchy features": "contradicts",
+                "DMM": "supports"},
+               "stretchy features put adversarial directions along the data"),
+    Experiment("on-manifold adversarial images read as their new class to a robust network",
+               "natural.judge.on_vs_off", {"DMM": "supports"},
+               "the DMM: on-manifold perturbations change what the image shows"),
+    Experiment("adversarial training moves the boundary off the manifold more than along it",
+               "explains.advtrain.gain_ratio", {"DMM": "supports"},
+               "the DMM: adversarial training deepens the dimples"),
+    Experiment("two networks' adversarial examples transfer (beyond noise of equal length)",
+               "critics.shared.transfer",
+               {"linearity": "supports", "non-robust features": "supports",
+                "stretchy features": "supports"},
+               "similar weights (Goodfellow); shared features of the data (Ilyas, Kilcher)"),
+    Experiment("training on mislabelled adversarial images beats the controls",
+               "critics.mislabelled.controls",
+               {"non-robust features": "supports", "stretchy features": "supports",
+                "DMM": "supports"},
+               "each of the three gives its own account of the result"),
+    Experiment("adversarial examples are closer than the error rate in Gaussian noise implies",
+               "rivals.concentration.halfspace",
+               {"linearity": "cannot distinguish",
+                "concentration": ("supports", "cannot distinguish")},
+               "a flat boundary is the half-space of its measure; no set of that measure is "
+               "farther than the half-space"),
+    Experiment("on the spheres, errors lie closer than concentration bounds imply",
+               "rivals.spheres.distance", {"concentration": "cannot distinguish"},
+               "Gilmer et al.: trained networks' error sets approach the bound"),
+)
