@@ -92,9 +92,9 @@ def main() -> None:
         results[name] = {"test_accuracy": acc, "n": int(x.shape[0])}
         for b in args.budgets:
             cases: dict[str, Callable[[], torch.Tensor]] = {
-                "dmmlib minimal_l2": lambda b=b: A.minimal_l2(model, x, y, steps=b,
-                                                              progress=False).x_adv,
-                "adv-lib ALMA": lambda b=b: alma(model, x, y, num_steps=b),
+                "dmmlib minimal_l2": lambda b=b, m=model, x=x, y=y: A.minimal_l2(
+                    m, x, y, steps=b, progress=False).x_adv,
+                "adv-lib ALMA": lambda b=b, m=model, x=x, y=y: alma(m, x, y, num_steps=b),
             }
             times: dict[str, list[float]] = {c: [] for c in cases}
             out: dict[str, torch.Tensor] = {}
@@ -116,8 +116,10 @@ def main() -> None:
             print(f"\n{name} (accuracy {acc:.3f}, {x.shape[0]} images), budget {b}")
             for c in cases:
                 r = row[c]
-                print(f"  {c:18s} success {r['success']:.3f}  median L2 {r['median_l2_success']:.4f}"
-                      f"  (inf-failures {r['median_l2_inf']:.4f})  {1e3 * r['s_per_sample']:.2f} ms/sample")
+                print(f"  {c:18s} success {r['success']:.3f}"
+                      f"  median L2 {r['median_l2_success']:.4f}"
+                      f"  (inf-failures {r['median_l2_inf']:.4f})"
+                      f"  {1e3 * r['s_per_sample']:.2f} ms/sample")
             print(f"  median L2 dmmlib / ALMA {row['median L2 dmmlib / ALMA']:.3f}"
                   f"  time dmmlib / ALMA {row['time dmmlib / ALMA']:.3f}")
     results["meta"]["seconds"] = time.perf_counter() - t_start
