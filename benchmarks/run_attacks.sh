@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark dmmlib.attacks against torchattacks, foolbox, ART and adv-lib (CPU, one process).
 # Usage: benchmarks/run_attacks.sh [bench_attacks.py options, e.g. --n 128 --threads 1]
-# Writes benchmarks/results_attacks_cpu.json, results_deepfool_cpu.json and results_apgd_cpu.json; summarised in benchmarks/README.md ("## Attacks").
+# Writes benchmarks/results_attacks_cpu.json, results_deepfool_cpu.json, results_apgd_cpu.json and results_minimal_cpu.json; summarised in benchmarks/README.md ("## Attacks").
 #
 # The comparison libraries never enter the book's environment (.venv): they go into
 # .venv-bench, a virtual environment that sees .venv's packages (torch, dmmlib, ...)
@@ -35,4 +35,6 @@ PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$PY" benchmarks/bench_attacks.py "
 # DeepFool per model shape, dmmlib's two gradient paths against adv-lib and a bare floor
 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$PY" benchmarks/bench_deepfool.py
 # APGD against torchattacks' on adversarially trained models
-PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" exec "$PY" benchmarks/bench_apgd.py
+PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" "$PY" benchmarks/bench_apgd.py
+# minimal-norm L2: minimal_l2 against adv-lib's ALMA at equal gradient budgets
+PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" exec "$PY" benchmarks/bench_minimal.py
