@@ -21,9 +21,8 @@ subspace, so that its targeted perturbations point mostly off the data.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import math
+from typing import NamedTuple
 
 import torch
 from torch import nn
