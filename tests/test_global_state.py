@@ -429,6 +429,10 @@ _add("ilyas.target_labels", lambda c: (ilyas.target_labels(c.y, 10),
                                        ilyas.target_labels(c.y, 10, "rand", seed=1)))
 _add("ilyas.mislabelled_dataset", lambda c: ilyas.mislabelled_dataset(
     c.model, c.x, c.y, n_classes=10, eps=0.5, steps=2, batch_size=4, progress=False))
+_add("ilyas.teacher_error_set", lambda c: ilyas.teacher_error_set(c.model, c.x, c.y,
+                                                                  batch_size=4))
+_add("ilyas.tilted_linear_teacher", lambda c: ilyas.tilted_linear_teacher(
+    torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0]), 0.5))
 
 
 # --- interactive

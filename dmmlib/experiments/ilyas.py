@@ -9,10 +9,19 @@ clean test set far better than chance. :func:`target_labels` chooses the
 targets (``"det"``: ``y + 1 mod C``, so every true class maps to one wrong
 label; ``"rand"``: a uniformly random other class), and
 :func:`mislabelled_dataset` runs the targeted attack in batches.
+
+Two controls. :func:`teacher_error_set` is Wallace's (2019, Distill
+discussion of Ilyas et al.): *clean* images labelled with a weak teacher's
+wrong predictions, no perturbation at all, which still teach a student the
+classes because the wrong labels carry the teacher's knowledge
+(distillation). :func:`tilted_linear_teacher` is a two-class linear
+classifier whose weight vector is tilted by a chosen angle out of a data
+subspace, so that its targeted perturbations point mostly off the data.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -25,10 +34,12 @@ from .._validate import (
     check_labels,
     check_model,
     check_positive,
+    check_tensor,
     output_size,
 )
 
-__all__ = ["target_labels", "MislabelledSet", "mislabelled_dataset"]
+__all__ = ["target_labels", "MislabelledSet", "mislabelled_dataset", "teacher_error_set",
+           "tilted_linear_teacher"]
 
 
 def target_labels(y: torch.Tensor, n_classes: int, rule: str = "det", *,
@@ -140,3 +151,98 @@ def mislabelled_dataset(
         xs.append(x_adv.detach())
         oks.append(ok.detach())
     return MislabelledSet(torch.cat(xs), targets, y.clone(), torch.cat(oks).to(xt.device))
+
+
+def teacher_error_set(teacher: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+                      batch_size: int = 1000) -> MislabelledSet:
+    """Clean inputs the teacher gets wrong, labelled with the teacher's (wrong) prediction.
+
+    Wallace's control (2019, "Learning from incorrectly labeled data",
+    Distill discussion of Ilyas et al.): relabel the training set with a
+    briefly trained teacher's predictions and keep only the examples on which
+    the prediction is wrong. Every label of the result is wrong and no input is
+    perturbed, yet a student trained on it can beat chance on clean test data,
+    since the teacher's mistakes are not random (distillation).
+
+    Parameters
+    ----------
+    teacher: the classifier whose predictions become the labels.
+    x, y: clean inputs (N, ...) and their true labels (N,).
+    batch_size: inputs per forward pass (:func:`dmmlib.train.predict`).
+
+    Returns
+    -------
+    MislabelledSet
+        ``x``: the kept clean inputs (unchanged); ``y``: the teacher's
+        predictions on them (never the true label); ``true``: their true
+        labels; ``success``: all ``True`` (the teacher classifies ``x`` as
+        ``y`` by construction). Empty tensors when the teacher makes no
+        mistake.
+    """
+    from ..train import predict
+
+    teacher = check_model(teacher)
+    xt = check_tensor(x, "x", min_ndim=1)
+    check_labels(y, xt, "y", output_size(teacher, xt))
+    check_int(batch_size, "batch_size", 1)
+    pred = predict(teacher, xt, batch_size=batch_size).to(y.device)
+    wrong = pred != y
+    keep = wrong.nonzero().flatten()
+    return MislabelledSet(xt[keep.to(xt.device)].clone(), pred[keep].clone(), y[keep].clone(),
+                          torch.ones(keep.numel(), dtype=torch.bool, device=xt.device))
+
+
+def tilted_linear_teacher(w_on: torch.Tensor, w_off: torch.Tensor, tilt: float, *,
+                          center: torch.Tensor | None = None) -> nn.Linear:
+    """A two-class linear classifier whose normal is tilted by ``tilt`` out of the data.
+
+    The normal is ``w = cos(tilt) u + sin(tilt) v`` with ``u = w_on / |w_on|``
+    and ``v`` the unit part of ``w_off`` orthogonal to ``u``; class 1 where
+    ``w . (x - center) > 0``, class 0 elsewhere (logits ``-s/2, s/2`` with
+    ``s = w . (x - center)``). If the data lie in an affine subspace through
+    ``center`` that contains ``w_on`` and is orthogonal to ``w_off``, every
+    tilt below 90 degrees classifies the data alike (``s`` is
+    ``cos(tilt) u . (x - center)`` there), but its gradient, and so every
+    perturbation an attack finds, has only the fraction ``cos(tilt)`` of its
+    length on the subspace.
+
+    Parameters
+    ----------
+    w_on, w_off: (n,) directions in the data's subspace and out of it
+        (``w_off`` need not be orthogonal to ``w_on``; it must not be parallel).
+    tilt: angle in radians, in [0, pi/2].
+    center: (n,) a point of the decision hyperplane; default the origin.
+
+    Returns
+    -------
+    torch.nn.Linear
+        ``n -> 2`` in eval mode, on ``w_on``'s device and dtype, no gradients.
+    """
+    u = check_tensor(w_on, "w_on", min_ndim=1)
+    v = check_tensor(w_off, "w_off", min_ndim=1)
+    if u.ndim != 1 or v.shape != u.shape:
+        raise ValueError(f"w_on, w_off: expected two (n,) vectors, got {tuple(u.shape)} "
+                         f"and {tuple(v.shape)}")
+    tilt = float(tilt)
+    if not 0.0 <= tilt <= math.pi / 2 + 1e-12:
+        raise ValueError(f"tilt: expected an angle in [0, pi/2] radians, got {tilt}")
+    nu = u.norm()
+    if not torch.isfinite(nu) or float(nu) == 0.0:
+        raise ValueError("w_on: must be a finite, nonzero vector")
+    u = u / nu
+    v = v.to(u) - (v.to(u) @ u) * u
+    nv = v.norm()
+    if float(nv) <= 1e-8 * float(w_off.norm().clamp_min(1e-30)) or float(nv) == 0.0:
+        raise ValueError("w_off: must not be parallel to w_on")
+    w = math.cos(tilt) * u + math.sin(tilt) * v / nv
+    c = torch.zeros_like(u) if center is None else check_tensor(center, "center").to(u)
+    if c.shape != u.shape:
+        raise ValueError(f"center: expected shape {tuple(u.shape)}, got {tuple(c.shape)}")
+    with torch.random.fork_rng(devices=[]):  # the default init draws from the global RNG
+        lin = nn.Linear(u.numel(), 2).to(device=u.device, dtype=u.dtype)
+    with torch.no_grad():
+        lin.weight.copy_(torch.stack([-w / 2, w / 2]))
+        b = -(w @ c)
+        lin.bias.copy_(torch.stack([-b / 2, b / 2]))
+    lin.requires_grad_(False)
+    return lin.eval()
