@@ -142,6 +142,11 @@ def test_random_network_sweeps_shapes_and_seeds():
     assert set(a) == set(rn.ARCHS) and a["two-layer"]["rel"].shape == (3, 3)
     b = rn.sweep_dimension([4, 8, 16], 8, 3, 4)
     assert torch.equal(a["two-layer"]["rel"], b["two-layer"]["rel"])
+    # flip0 is the flip rate of the exact linear step on the same networks and points
+    nets = rn.random_relu_networks(4, (8,), 3, seed=0)
+    x = rn.sphere_points(4, 4, n_sets=3, seed=5000)
+    want = rn.one_step_attack(nets, x, overshoot=0.0).flipped.double().mean(1)
+    assert torch.equal(a["two-layer"]["flip0"][:, 0], want)
     assert rn.sweep_width(8, [4, 8], 3, 4)["err90"].shape == (3, 2)
     neck = rn.sweep_bottleneck(8, 8, [2, 4], 3, 4)
     assert set(neck) == set(rn.PLACES)

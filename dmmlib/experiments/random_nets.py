@@ -551,13 +551,14 @@ def sweep_dimension(dims: Sequence[int], width: int, n_nets: int, n_points: int,
     dict
         Per architecture, (n_nets, len(dims)) float64 tensors (one row per
         network, one column per input dimension): ``rel`` (median step size
-        over ``||x||``), ``flip`` (flip rate), ``ratio``, ``multiple``,
+        over ``||x||``), ``flip`` (flip rate at ``overshoot``), ``flip0`` (flip
+        rate of the exact linear step, overshoot 0), ``ratio``, ``multiple``,
         ``found`` and ``absf`` (median ``|f|``).
     """
     out = {}
     for a, (name, arch) in enumerate(ARCHS.items()):
-        rows: dict[str, list] = {k: [] for k in ("rel", "flip", "ratio", "multiple", "found",
-                                                 "absf")}
+        rows: dict[str, list] = {k: [] for k in ("rel", "flip", "flip0", "ratio", "multiple",
+                                                 "found", "absf")}
         for i, d in enumerate(dims):
             nets = random_relu_networks(d, arch(width), n_nets, seed=1000 * a + i, device=device)
             x = sphere_points(n_points, d, n_sets=n_nets, seed=5000 + 1000 * a + i, device=device)
@@ -565,6 +566,7 @@ def sweep_dimension(dims: Sequence[int], width: int, n_nets: int, n_points: int,
             cross = crossing_along_gradient(nets, x)
             rows["rel"].append(step.relative_size.median(1).values)
             rows["flip"].append(step.flipped.double().mean(1))
+            rows["flip0"].append(one_step_attack(nets, x, overshoot=0.0).flipped.double().mean(1))
             rows["ratio"].append(step.ratio.median(1).values)
             rows["multiple"].append(cross.multiple.median(1).values)
             rows["found"].append(cross.found.double().mean(1))
