@@ -69,11 +69,15 @@ MOVED = {
 #: Experiment modules added after 0.1 (no old name to move from).
 _NEW_EXPERIMENTS = ("rivals",)
 
+#: Book helpers added after 0.1.
+_NEW_BOOK = ("fmt",)
+
 #: Every public module by its short name (as the tests and the API reference list them).
 _PUBLIC_MODULES = {**{name: name for name in _KERNELS},
                    **{k: v for k, v in MOVED.items() if v.startswith("experiments.")},
                    **{name: f"experiments.{name}" for name in _NEW_EXPERIMENTS},
-                   **{k: v for k, v in MOVED.items() if v.startswith("book.")}}
+                   **{k: v for k, v in MOVED.items() if v.startswith("book.")},
+                   **{name: f"book.{name}" for name in _NEW_BOOK}}
 
 __all__ = ["__version__", *_SUBMODULES]
 

@@ -51,7 +51,7 @@ from dmmlib import (
     synthetic,
     train,
 )
-from dmmlib.book import interactive, nb, plot, scoreboard
+from dmmlib.book import fmt, interactive, nb, plot, scoreboard
 from dmmlib.experiments import (
     ilyas,
     intriguing,
@@ -363,6 +363,11 @@ _add("models.MLP", lambda c: models.MLP(64, (4,), 3)(c.x), "rng")
 _add("models.SmallCNN", lambda c: models.SmallCNN(width=2, image_size=8)(c.x), "rng")
 _add("models.count_parameters", lambda c: models.count_parameters(c.model))
 # --- notebooks and figures
+_add("fmt.pct", lambda c: fmt.pct(0.002))
+_add("fmt.span", lambda c: fmt.span(1.0, 2.0))
+_add("fmt.article", lambda c: fmt.article("Ankle boot"))
+_add("fmt.header", lambda c: fmt.header(("gap", "mean")))
+_add("fmt.table", lambda c: fmt.table(__import__("pandas").DataFrame({"a_b": [0.5]})).to_html())
 _add("nb.glue", lambda c: nb.glue("answer", "42"))
 _add("nb.in_colab", lambda c: nb.in_colab())
 _add("nb.static_figures", lambda c: nb.static_figures())
@@ -703,7 +708,7 @@ COVERED_MODULES = ("attacks", "cache", "data", "device", "ensemble", "geometry",
                    "ilyas",
                    "interactive", "intriguing", "linearity", "manifold", "models", "natural",
                    "nb", "nulls", "ops", "phases", "plot", "profiles", "random_nets", "rivals",
-                   "scoreboard", "synthetic", "train", "transfer")
+                   "scoreboard", "synthetic", "train", "transfer", "fmt")
 
 
 # --------------------------------------------------------------------------- the snapshot

@@ -54,3 +54,19 @@ def test_profile_note_names_profile_and_gpu_effect(capsys, monkeypatch):
     nb.profile_note(get_profile("ci"), "cpu", "trains on all 60,000 images")
     assert "`ci`" in shown[0] and "trains on all 60,000 images" in shown[0]
     assert "Change runtime type" in shown[0]
+
+
+def test_glue_drops_emphasis_markers_from_plain_text_and_keeps_markdown(monkeypatch):
+    """{glue:text} does not parse Markdown: "*specific directions*" must not reach the page."""
+    from IPython.display import Markdown
+
+    stored = {}
+    import myst_nb
+
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=False:
+                        stored.__setitem__(name, value))
+    nb.glue("a", "examples are *specific directions*, not **noise**; 2 * 3 * 4 = 24")
+    assert stored["a"] == "examples are specific directions, not noise; 2 * 3 * 4 = 24"
+    md = Markdown("keep *this*")
+    nb.glue("b", md)
+    assert stored["b"] is md

@@ -6,6 +6,7 @@
                                         that also work on Colab
 :mod:`~dmmlib.book.interactive`         rotatable 3-D surfaces and offline animations
 :mod:`~dmmlib.book.scoreboard`          published results beside this book's runs
+:mod:`~dmmlib.book.fmt`                 numbers, ranges and tables as the prose shows them
 ======================================  ================================================
 
 Nothing in the kernels imports this subpackage.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from .._lazy import lazy_submodules
 
-_SUBMODULES = ("plot", "nb", "interactive", "scoreboard")
+_SUBMODULES = ("plot", "nb", "interactive", "scoreboard", "fmt")
 
 __all__ = list(_SUBMODULES)
 

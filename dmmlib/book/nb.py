@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,12 +30,22 @@ def in_colab() -> bool:
     return True
 
 
+_EMPHASIS = re.compile(r"(?<![\w*\\])\*{1,2}([A-Za-z][^*\n]*?)\*{1,2}(?![\w*])")
+
+
 def glue(name: str, value: Any, display: bool = False) -> None:
     """Glue ``value`` under ``name`` for the book's prose (see ``myst_nb.glue``).
+
+    A plain string is shown as text (``{glue:text}``), where Markdown is not
+    parsed, so its ``*emphasis*`` markers would reach the page as literal
+    asterisks: they are removed. To keep the emphasis, glue
+    ``IPython.display.Markdown(text)`` and show it with ``{glue:md}``.
 
     Without myst-nb, the value is displayed as ``name = value`` (figures are
     displayed as they are), so a reader on Colab sees what the prose quotes.
     """
+    if isinstance(value, str):
+        value = _EMPHASIS.sub(r"\1", value)
     try:
         from myst_nb import glue as _glue
     except ImportError:
