@@ -10,7 +10,7 @@
 :func:`deepfool`            minimal L2 by linearisation (Moosavi-Dezfooli et al. 2016)
 :func:`minimal_l2`          minimal L2: FMN (Pintor et al. 2021) or DDN (Rony et al. 2019)
 :func:`carlini_wagner_l2`   minimal L2 by optimisation (Carlini & Wagner 2017)
-:func:`lbfgs`               box-constrained L-BFGS, targeted (Szegedy et al. 2014)
+:func:`lbfgs`               box-constrained L-BFGS, targeted (Szegedy et al. 2013)
 :func:`robustness_curve`    accuracy under attack for a list of budgets, in one call
 :func:`random_targets`      random target classes for ``targeted=True``
 :class:`AttackResult`       what every attack returns

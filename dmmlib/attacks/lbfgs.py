@@ -1,4 +1,4 @@
-"""Box-constrained L-BFGS attack (Szegedy et al., 2014): the first adversarial examples."""
+"""Box-constrained L-BFGS attack (Szegedy et al., 2013): the first adversarial examples."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ def lbfgs(
 ) -> AttackResult:
     """Szegedy et al.'s box-constrained L-BFGS attack: the closest point of a target class.
 
-    Szegedy, Zaremba, Sutskever, Bruna, Erhan, Goodfellow & Fergus (2014),
-    "Intriguing properties of neural networks" (ICLR). For a target class
+    Szegedy, Zaremba, Sutskever, Bruna, Erhan, Goodfellow & Fergus (2013),
+    "Intriguing properties of neural networks" (arXiv 1312.6199; ICLR 2014). For a target class
     ``t`` it solves
 
         minimise  c * ||r||_2^2 + CE(f(x + r), t)   subject to  x + r in [0, 1]^D
