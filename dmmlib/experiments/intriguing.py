@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .._text import pct, span
 from .._validate import (
     as_generator,
     check_images,
@@ -545,6 +546,7 @@ def table1_sentences(table1: Any, found: Mapping[str, float], test_errors: Mappi
     fc10 = [d_lbfgs[f"FC10({lam})"] for lam in lams]
     increasing = all(a < b for a, b in zip(fc10, fc10[1:], strict=False))
     found_min = min(found.values())
+    found_phrase = "all" if found_min >= 1.0 else f"at least {pct(found_min)}"
     far = nearest_other / d_lbfgs.max()
     if dataset == "MNIST":
         why = ("We used the paper's dataset, so the remaining differences are the training "
@@ -560,9 +562,9 @@ def table1_sentences(table1: Any, found: Mapping[str, float], test_errors: Mappi
         "d_lbfgs_min": f"{d_lbfgs.min():.3f}",
         "d_lbfgs_max": f"{d_lbfgs.max():.3f}",
         "l2_max": f"{d_lbfgs.max() * n_pixels ** 0.5:.2f}",
-        "found_min": f"{found_min:.0%}",
+        "found_min": found_phrase,
         "n_attack": f"{n_attack}",
-        "lbfgs_vs_min": f"{ratio.min():.2f} to {ratio.max():.2f}",
+        "lbfgs_vs_min": span(ratio.min(), ratio.max(), "{:.2f}"),
         "fc10_trend": ("grows with the weight decay, as in the paper" if increasing else
                        "does not grow monotonically with the weight decay, unlike the paper"),
         "fc10_d": ", ".join(f"{v:.3f}" for v in fc10),
@@ -575,13 +577,14 @@ def table1_sentences(table1: Any, found: Mapping[str, float], test_errors: Mappi
         "nearest_other": f"{nearest_other:.3f}",
         "nearest_ratio": f"{far:.0f}",
         "exist_sentence": (
-            f"L-BFGS changed the label of at least {found_min:.0%} of the correctly classified "
-            f"test images on every model, at mean distortions of {d_lbfgs.min():.3f} to "
-            f"{d_lbfgs.max():.3f}, while the nearest training image of another class is "
+            f"L-BFGS changed the label of {found_phrase} of the correctly classified "
+            f"test images on every model, at mean distortions of "
+            f"{span(d_lbfgs.min(), d_lbfgs.max(), '{:.3f}')}, while the nearest training "
+            "image of another class is "
             f"{far:.0f} times farther"),
         "why_differ": why,
         "paper_corr": f"{float(np.corrcoef(d_lbfgs.values, paper.values)[0, 1]):.2f}",
-        "paper_d_range": f"{paper.min():.3f} to {paper.max():.3f}",
+        "paper_d_range": span(paper.min(), paper.max(), "{:.3f}"),
     }
 
 
