@@ -19,6 +19,7 @@ def _project(tmp_path: Path) -> SimpleNamespace:
     src = tmp_path / "src"
     (src / "book").mkdir(parents=True)
     docs = {"book/a": NOTEBOOK, "book/b": NOTEBOOK, "book/scoreboard": NOTEBOOK,
+            "book/synthesis": NOTEBOOK,
             "book/execution": NOTEBOOK, "book/bibliography": PAGE}
     for name, text in docs.items():
         (src / f"{name}.md").write_text(text)
@@ -36,7 +37,7 @@ def test_a_changed_chapter_reruns_the_collecting_pages(tmp_path):
     p = _project(tmp_path)
     p.app.dmm_code_changed = False
     extra = ext._on_env_get_outdated(p.app, p.env, set(), {"book/a"}, set())
-    assert extra == ["book/execution", "book/scoreboard"]
+    assert extra == ["book/execution", "book/scoreboard", "book/synthesis"]
     # a plain page changing does not re-run the chapters' collectors
     assert ext._on_env_get_outdated(p.app, p.env, set(), {"book/bibliography"}, set()) == []
     assert ext._on_env_get_outdated(p.app, p.env, set(), set(), set()) == []

@@ -77,6 +77,7 @@ EXEMPT = {
     "nulls.NullBand", "scoreboard.Verdict", "geometry.DimpleProfile",
     "rivals.TiltTask",
     "hypotheses.HypothesisTest", "hypotheses.DimpleTest", "scoreboard.KINDS",
+    "scoreboard.EVIDENCE", "scoreboard.STANDINGS",
 }
 # dmmlib.data re-exports dmmlib.synthetic: the same objects, checked once.
 ALIASES = {f"data.{n}": f"synthetic.{n}" for n in synthetic.__all__}
@@ -324,6 +325,18 @@ _add("scoreboard.explanation_table", lambda c: scoreboard.explanation_table(
 _add("scoreboard.Experiment", lambda c: scoreboard.Experiment("e", "k", {"X": "supports"}))
 _add("scoreboard.separations", lambda c: scoreboard.separations(
     [scoreboard.Experiment("e", "k", {"X": "supports", "Y": "contradicts"})], ["X", "Y"]))
+_add("scoreboard.measurement_groups", lambda c: scoreboard.measurement_groups([]))
+_add("scoreboard.one_reading", lambda c: scoreboard.one_reading([scoreboard.record_verdict(
+    "gs.o", chapter="c", hypothesis="h", measured=0.1, null=nulls.band([0.2, 0.3], kind="s"),
+    predicts="below", profile="ci")]))
+_add("scoreboard.read_once", lambda c: scoreboard.read_once([]))
+_add("scoreboard.evidence", lambda c: scoreboard.evidence(
+    [], [scoreboard.Experiment("e", "k", {"X": "supports"})], ["X"]))
+_add("scoreboard.standing", lambda c: scoreboard.standing(
+    {g: [] for g in scoreboard.EVIDENCE}))
+_add("scoreboard.conclusion", lambda c: scoreboard.conclusion(
+    "X", {g: [] for g in scoreboard.EVIDENCE}))
+_add("scoreboard.closing", lambda c: scoreboard.closing({"X": "untested"}))
 _add("nb.glue_outcome", lambda c: nb.glue_outcome(
     "gs", "supports", {"supports": "a", "contradicts": "b", "cannot distinguish": "c"}))
 _add("geometry.level_set_mesh", lambda c: geometry.level_set_mesh(

@@ -186,3 +186,102 @@ def test_explanation_table_compares_each_prediction_with_the_recorded_outcome(tm
     assert sep3[("X", "Y")] == [] and sep3[("X", "Z")] == ["E"] and sep3[("Y", "Z")] == ["E"]
     with pytest.raises(TypeError, match="tuple"):
         sb.Experiment("F", "k", {"X": ()})
+
+
+def _verdicts(tmp_path, monkeypatch, measured):
+    """Record one verdict per (key, measured, predicts) against the band [0.4, 0.6]."""
+    monkeypatch.setenv("DMM_CACHE", str(tmp_path))
+    from dmmlib import nulls
+    from dmmlib.book import scoreboard as sb
+
+    null = nulls.band([0.4, 0.5, 0.6], kind="s")
+    return [sb.record_verdict(k, chapter="chap-c", hypothesis="h", measured=m, null=n or null,
+                              predicts="above") for k, m, n in measured]
+
+
+def test_one_number_tested_against_several_nulls_reads_one_way(tmp_path, monkeypatch):
+    from dmmlib import nulls
+    from dmmlib.book import scoreboard as sb
+
+    low_null = nulls.band([0.0, 0.1, 0.2], kind="weak")
+    vs = _verdicts(tmp_path, monkeypatch, [("m.strict", 0.3, None), ("m.weak", 0.3, low_null),
+                                           ("other", 0.9, None), ("both", 0.9, low_null)])
+    # 0.3 supports against the weak null and contradicts against the strict one
+    assert [v.outcome for v in vs[:2]] == ["contradicts", "supports"]
+    groups = sb.measurement_groups(vs)
+    assert [[v.key for v in g] for g in groups] == [["m.strict", "m.weak"], ["other", "both"]]
+    assert sb.one_reading(groups[0]) == "cannot distinguish"
+    assert sb.one_reading(groups[1]) == "supports"
+    once = sb.read_once(vs)
+    assert [v.outcome for v in once] == ["cannot distinguish"] * 2 + ["supports"] * 2
+    assert once[2] is vs[2] and [v.key for v in once] == [v.key for v in vs]
+    # when the weak null agrees with the strict one, the number reads their outcome
+    vs2 = _verdicts(tmp_path, monkeypatch, [("m.strict", 0.3, None), ("m.weak", 0.3, None)])
+    assert [v.outcome for v in sb.read_once(vs2)] == ["contradicts", "contradicts"]
+    with pytest.raises(ValueError, match="at least one"):
+        sb.one_reading([])
+    with pytest.raises(TypeError, match="Verdict"):
+        sb.measurement_groups(["supports"])
+
+
+def test_evidence_standing_and_sentences_follow_the_outcomes(tmp_path, monkeypatch):
+    from dmmlib.book import scoreboard as sb
+
+    exps = [sb.Experiment("A", "e.a", {"X": "supports", "Y": "contradicts"}),
+            sb.Experiment("B", "e.b", {"X": "supports", "Y": "supports"}),
+            sb.Experiment("C", "e.c", {"X": "supports"}),
+            sb.Experiment("D", "e.d", {"Y": "supports"})]
+    vs = _verdicts(tmp_path, monkeypatch, [("e.a", 0.9, None), ("e.b", 0.9, None),
+                                           ("e.c", 0.5, None)])
+    ev = sb.evidence(vs, exps, ["X", "Y", "Z"])
+    keys = {n: {g: [r["key"] for r in rows] for g, rows in ev[n].items()} for n in ev}
+    assert keys["X"] == {"supports": ["e.a", "e.b"], "contradicts": [], "cannot tell": ["e.c"],
+                         "not run": []}
+    assert keys["Y"] == {"supports": ["e.b"], "contradicts": ["e.a"], "cannot tell": [],
+                         "not run": ["e.d"]}
+    assert keys["Z"] == {g: [] for g in sb.EVIDENCE}
+    a = ev["X"]["supports"][0]
+    assert a["chapter"] == "chap-c" and a["against"] == ("Y",) and a["also_fits"] == ()
+    assert ev["Y"]["not run"][0]["chapter"] is None
+    assert [sb.standing(ev[n]) for n in "XYZ"] == ["survives", "mixed", "untested"]
+    x = sb.conclusion("X", ev["X"])
+    assert "No decided test" in x and "against a rival's prediction (Y)" in x
+    assert "1 further test could not tell" in x
+    assert sb.conclusion("Z", ev["Z"]) == "No experiment of the book speaks to Z."
+    y = sb.conclusion("Y", ev["Y"])
+    assert "split on Y" in y and "did not run" in y
+    assert "Found what it predicts: B. Went against it: A." in y
+    assert sb.closing({n: sb.standing(ev[n]) for n in "XYZ"}) == (
+        "*X* survives every decided test it speaks to; the tests split on *Y*; no test of "
+        "this build decided anything about *Z*.")
+    # flipping experiment A flips X's row, its standing and both sentences
+    vs_flip = _verdicts(tmp_path, monkeypatch, [("e.a", 0.1, None), ("e.b", 0.9, None),
+                                                ("e.c", 0.5, None)])
+    ev2 = sb.evidence(vs_flip, exps, ["X", "Y", "Z"])
+    assert [r["key"] for r in ev2["X"]["contradicts"]] == ["e.a"]
+    assert sb.standing(ev2["X"]) == "mixed" and sb.standing(ev2["Y"]) == "survives"
+    assert "split on X" in sb.conclusion("X", ev2["X"])
+    assert sb.closing({n: sb.standing(ev2[n]) for n in "XY"}) == (
+        "*Y* survives every decided test it speaks to; the tests split on *X*.")
+    # only contradictions; only undecided; none at all
+    vs3 = _verdicts(tmp_path, monkeypatch, [("e.a", 0.1, None), ("e.b", 0.1, None)])
+    ev3 = sb.evidence(vs3, exps[:2], ["X", "Y"])
+    assert sb.standing(ev3["X"]) == "contradicted"
+    assert sb.conclusion("X", ev3["X"]).startswith("Every decided test of X goes against it")
+    assert sb.closing({"X": "contradicted"}) == (
+        "No explanation survives every decided test it speaks to; every decided test goes "
+        "against *X*.")
+    vs4 = _verdicts(tmp_path, monkeypatch, [("e.c", 0.5, None)])
+    ev4 = sb.evidence(vs4, exps[2:3], ["X"])
+    assert sb.standing(ev4["X"]) == "untested"
+    assert sb.conclusion("X", ev4["X"]).startswith("No test of X that ran could tell")
+    ev5 = sb.evidence([], exps[2:3], ["X"])
+    assert sb.conclusion("X", ev5["X"]) == (
+        "None of the experiments that speak to X ran in this build.")
+    with pytest.raises(ValueError, match="standings"):
+        sb.closing({"X": "won"})
+    with pytest.raises(ValueError, match="at least one"):
+        sb.closing({})
+    with pytest.raises(ValueError, match="missing"):
+        sb.standing({"supports": []})
+

@@ -13,9 +13,11 @@ what this extension does about each:
   outputs are another profile's; the stamp holds the profile too, so this is
   handled like a code change.
 * **One chapter changed.** It is re-executed and records new rows; the
-  pages that only *collect* records (the scoreboard, the execution
-  statistics) are re-read and re-executed after it in the same build
-  (their sources carry ``mystnb: execution_mode: force``).
+  pages that only *collect* records (the scoreboard, the closing
+  synthesis, the execution statistics) are re-read and re-executed after it
+  in the same build (their sources carry ``mystnb: execution_mode: force``;
+  Sphinx reads pages in name order, so ``book/synthesis`` and
+  ``book/scoreboard`` come after every chapter that records verdicts).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 #: Pages that show what the chapters recorded: re-read whenever a chapter is.
-COLLECTORS = ("book/scoreboard", "book/execution")
+COLLECTORS = ("book/scoreboard", "book/synthesis", "book/execution")
 STAMP_NAME = ".dmmlib-source"
 
 

@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .._validate import check_choice
@@ -27,7 +27,8 @@ from ..profiles import get_profile
 __all__ = ["KINDS", "Entry", "record", "load", "scoreboard_path", "clear", "Verdict",
            "record_verdict", "load_verdicts", "verdicts_path", "describe", "tally",
            "describe_tally", "Experiment", "explanation_table", "separations",
-           "EXPLANATIONS", "HEAD_TO_HEAD"]
+           "EXPLANATIONS", "HEAD_TO_HEAD", "measurement_groups", "one_reading", "read_once",
+           "EVIDENCE", "STANDINGS", "evidence", "standing", "conclusion", "closing"]
 
 
 #: The groups a scoreboard row belongs to: a number a paper printed (its table or
@@ -521,3 +522,259 @@ HEAD_TO_HEAD = (
                "rivals.spheres.distance", {"concentration": "cannot distinguish"},
                "Gilmer et al.: trained networks' error sets approach the bound"),
 )
+
+
+# --------------------------------------------------------------------------- one reading
+def measurement_groups(verdicts: Sequence[Verdict]) -> list[list[Verdict]]:
+    """Group verdicts that test one measurement against several nulls.
+
+    Verdicts of the same chapter and profile whose ``measured`` values are
+    equal and that predict the same side are one measurement read against
+    different nulls (a gradient's on-manifold fraction against random,
+    support-matched and shuffled directions, say): they are one piece of
+    evidence, not several.
+
+    Parameters
+    ----------
+    verdicts : sequence of Verdict
+
+    Returns
+    -------
+    list of list of Verdict
+        The groups, in the order their first verdict appears; a verdict
+        tested against one null only is a group of one.
+    """
+    groups: dict[tuple, list[Verdict]] = {}
+    for v in verdicts:
+        if not isinstance(v, Verdict):
+            raise TypeError(f"verdicts: expected Verdict items, got {type(v).__name__}")
+        groups.setdefault((v.chapter, v.profile, float(v.measured), v.predicts), []).append(v)
+    return list(groups.values())
+
+
+def one_reading(group: Sequence[Verdict]) -> str:
+    """The one outcome a measurement tested against several nulls is read as.
+
+    The rule, fixed before any run: a measurement decides only when every
+    null it was tested against decides the same way. When its nulls agree,
+    the reading is their outcome; when they disagree (it beats one null and
+    falls short of another), it is ``"cannot distinguish"``: which way it
+    reads would depend on the null chosen, so it is no evidence either way.
+
+    Parameters
+    ----------
+    group : sequence of Verdict
+        One group of :func:`measurement_groups` (at least one verdict).
+
+    Returns
+    -------
+    str
+        One of :data:`dmmlib.nulls.OUTCOMES`.
+    """
+    outcomes = set()
+    for v in group:
+        if not isinstance(v, Verdict):
+            raise TypeError(f"group: expected Verdict items, got {type(v).__name__}")
+        outcomes.add(v.outcome)
+    if not outcomes:
+        raise ValueError("group: expected at least one verdict")
+    return outcomes.pop() if len(outcomes) == 1 else "cannot distinguish"
+
+
+def read_once(verdicts: Sequence[Verdict]) -> list[Verdict]:
+    """Every verdict with its outcome replaced by its measurement's :func:`one_reading`.
+
+    A number tested against several nulls then reads one way wherever it is
+    used; a verdict whose nulls disagree reads ``"cannot distinguish"``.
+    The order of ``verdicts`` is kept.
+    """
+    reading = {}
+    for group in measurement_groups(verdicts):
+        outcome = one_reading(group)
+        for v in group:
+            reading[id(v)] = outcome
+    return [v if v.outcome == reading[id(v)] else replace(v, outcome=reading[id(v)])
+            for v in verdicts]
+
+
+# --------------------------------------------------------------------------- synthesis
+#: How the closing chapter sorts the experiments an explanation speaks to: the
+#: run found what it predicts (a decided outcome, not a measurement inside its
+#: null's band), found what it rules out, could not tell (the outcome was
+#: "cannot distinguish": inside the null's band, or read differently against
+#: different nulls; no evidence either way, whatever was predicted), or the
+#: experiment was not run in this build.
+EVIDENCE = ("supports", "contradicts", "cannot tell", "not run")
+
+#: Where an explanation stands after the tests: none of its decided tests goes
+#: against it and at least one finds what it predicts; its decided tests split;
+#: every decided test goes against it; no decided test speaks to it.
+STANDINGS = ("survives", "mixed", "contradicted", "untested")
+
+
+def evidence(verdicts: Sequence[Verdict], experiments: Sequence[Experiment],
+             explanations: Sequence[str]) -> dict[str, dict[str, list[dict]]]:
+    """Sort, per explanation, the experiments it speaks to by what they found.
+
+    Parameters
+    ----------
+    verdicts, experiments, explanations
+        As for :func:`explanation_table` (pass :func:`read_once` of the
+        verdicts so that a number reads one way).
+
+    Returns
+    -------
+    dict
+        ``{explanation: {group: [row, ...]}}`` with every group of
+        :data:`EVIDENCE` present (possibly empty). A row is a dict with
+        ``experiment``, ``key``, ``chapter`` (the label of the chapter that
+        recorded the verdict, ``None`` when it was not run), ``outcome``,
+        ``predicted`` (the outcomes the explanation allows), ``fits`` (the
+        column of :func:`explanation_table`: ``"consistent"``,
+        ``"inconsistent"`` or ``"not run"``), ``also_fits`` (the other
+        explanations consistent with the outcome) and ``against`` (the
+        other explanations inconsistent with it). Experiments the
+        explanation says nothing about are left out.
+    """
+    rows, _ = explanation_table(verdicts, experiments, explanations)
+    chapter = {v.key: v.chapter for v in verdicts}
+    allows = {e.key: e for e in experiments}
+    names = list(explanations)
+    out: dict[str, dict[str, list[dict]]] = {n: {g: [] for g in EVIDENCE} for n in names}
+    for r in rows:
+        for n in names:
+            if n not in allows[r["key"]].predicts:  # silent (also when not run)
+                continue
+            others = [m for m in names if m != n]
+            item = {"experiment": r["experiment"], "key": r["key"],
+                    "chapter": chapter.get(r["key"]), "outcome": r["measured"],
+                    "predicted": allows[r["key"]].allows(n), "fits": r[n],
+                    "also_fits": tuple(m for m in others if r[m] == "consistent"),
+                    "against": tuple(m for m in others if r[m] == "inconsistent")}
+            if r[n] == "not run":
+                group = "not run"
+            elif r["measured"] == "cannot distinguish":
+                group = "cannot tell"
+            else:
+                group = "supports" if r[n] == "consistent" else "contradicts"
+            out[n][group].append(item)
+    return out
+
+
+def standing(groups: dict[str, list[dict]]) -> str:
+    """Where an explanation stands, from its :func:`evidence` groups.
+
+    Returns
+    -------
+    str
+        One of :data:`STANDINGS`: ``"survives"`` (some test supports it and
+        none contradicts it), ``"mixed"`` (both), ``"contradicted"`` (some
+        test contradicts it and none supports it) or ``"untested"`` (none of
+        its tests decided anything).
+    """
+    for g in ("supports", "contradicts"):
+        if g not in groups:
+            raise ValueError(f"groups: expected the groups of evidence(), missing {g!r}")
+    s, c = len(groups["supports"]), len(groups["contradicts"])
+    return ("mixed" if s and c else "survives" if s else "contradicted" if c else "untested")
+
+
+def _n(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def _names(items: Sequence[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def conclusion(name: str, groups: dict[str, list[dict]]) -> str:
+    """The sentence the closing chapter writes about one explanation, chosen by its tests.
+
+    Parameters
+    ----------
+    name : str
+        The explanation.
+    groups : dict
+        Its :func:`evidence` groups.
+
+    Returns
+    -------
+    str
+        One Markdown sentence (or two) that states only what the recorded
+        outcomes give: whether the explanation survives, is split or is
+        contradicted, and whether the tests that support it also count
+        against a rival (only those single it out).
+    """
+    where = standing(groups)
+    s, c = groups["supports"], groups["contradicts"]
+    t, nr = groups["cannot tell"], groups["not run"]
+    rivals = sorted({r for row in s for r in row["against"]})
+    if where == "survives":
+        text = (f"No decided test of this build goes against {name}, and "
+                f"{_n(len(s), 'test finds', 'tests find')} what it predicts. ")
+        text += (f"Of these, {_n(sum(bool(row['against']) for row in s), 'goes', 'go')} "
+                 f"against a rival's prediction ({_names(rivals)}): there the run prefers "
+                 f"{name}." if rivals else
+                 "None of them goes against any rival's prediction, so none singles it out: "
+                 "it survives by agreeing with what others predict too.")
+    elif where == "mixed":
+        text = (f"The decided tests split on {name}: {_n(len(s), 'finds', 'find')} what it "
+                f"predicts and {_n(len(c), 'goes', 'go')} against it, so the book can credit "
+                "the parts those tests measure, not the explanation as a whole. Found what it "
+                f"predicts: {'; '.join(row['experiment'] for row in s)}. Went against it: "
+                f"{'; '.join(row['experiment'] for row in c)}.")
+    elif where == "contradicted":
+        text = (f"Every decided test of {name} goes against it "
+                f"({_n(len(c), 'test', 'tests')}): in the form tested here it does not survive "
+                "this build.")
+    elif t:
+        text = (f"No test of {name} that ran could tell either way "
+                f"({_n(len(t), 'test', 'tests')}): the book can say nothing about it.")
+    elif nr:
+        text = f"None of the experiments that speak to {name} ran in this build."
+    else:
+        text = f"No experiment of the book speaks to {name}."
+    if where != "untested" and t:
+        text += f" {_n(len(t), 'further test', 'further tests')} could not tell either way."
+    if nr and (where != "untested" or t):
+        text += f" {_n(len(nr), 'experiment', 'experiments')} that speak to it did not run."
+    return text
+
+
+def closing(standings: dict[str, str]) -> str:
+    """The closing chapter's answer in one paragraph: which explanations survive the tests.
+
+    Parameters
+    ----------
+    standings : dict
+        ``{explanation: standing}``, each one of :data:`STANDINGS` (see
+        :func:`standing`), in the order to name them.
+
+    Returns
+    -------
+    str
+        Markdown naming the explanations in each standing, chosen by them.
+    """
+    by: dict[str, list[str]] = {s: [] for s in STANDINGS}
+    for name, where in standings.items():
+        check_choice(where, f"standings[{name!r}]", STANDINGS)
+        by[where].append(f"*{name}*")
+    if not standings:
+        raise ValueError("standings: expected at least one explanation")
+    parts = []
+    if by["survives"]:
+        parts.append(f"{_names(by['survives'])} "
+                     f"{'survives' if len(by['survives']) == 1 else 'survive'} every decided "
+                     "test "
+                     f"{'it speaks' if len(by['survives']) == 1 else 'they speak'} to")
+    else:
+        parts.append("no explanation survives every decided test it speaks to")
+    if by["mixed"]:
+        parts.append(f"the tests split on {_names(by['mixed'])}")
+    if by["contradicted"]:
+        parts.append(f"every decided test goes against {_names(by['contradicted'])}")
+    if by["untested"]:
+        parts.append(f"no test of this build decided anything about {_names(by['untested'])}")
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
