@@ -149,3 +149,45 @@ def test_every_bibliography_entry_is_cited_and_titles_have_no_raw_tex():
         "a title holds TeX, which the bibliography prints raw"
     page = (ROOT / "book" / "bibliography.md").read_text()
     assert ":all:" not in page, "the bibliography must list cited works only"
+
+
+#: code a reader sees unfolded: at most this many lines in one cell and in one chapter
+#: (the tutorial chapter shows more: its code is the lesson)
+MAX_VISIBLE_CELL = 25
+MAX_VISIBLE_CHAPTER = {"five_minutes": 80}
+MAX_VISIBLE_DEFAULT = 60
+FOLDED = {"hide-input", "remove-input", "remove-cell", "hide-cell"}
+
+
+def visible_code(text: str) -> list[tuple[int, str]]:
+    """(lines, first line) of each code cell shown unfolded, outside the Exercises section."""
+    nb = jupytext.reads(text, fmt="md:myst")
+    out, in_exercises = [], False
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for heading in re.findall(r"^## (.+)$", cell.source, re.M):
+                in_exercises = heading.strip() == "Exercises"
+            continue
+        if cell.cell_type != "code" or in_exercises or FOLDED & set(cell.metadata.get("tags", [])):
+            continue
+        lines = cell.source.strip("\n").splitlines()
+        out.append((len(lines), lines[0] if lines else ""))
+    return out
+
+
+def test_visible_code_counts_unfolded_cells_only():
+    text = ("---\njupytext:\n  text_representation:\n    format_name: myst\nkernelspec:\n"
+            "  display_name: Python 3\n  language: python\n  name: python3\n---\n\n```{code-cell} ipython3\na = 1\nb = 2\n```\n\n"
+            "```{code-cell} ipython3\n:tags: [hide-input]\n\nc = 3\n```\n\n## Exercises\n\n"
+            "```{code-cell} ipython3\nd = 4\n```\n")
+    assert visible_code(text) == [(2, "a = 1")]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_code_is_folded_except_the_calls_that_carry_the_argument(chapter):
+    cells = visible_code(chapter.read_text(encoding="utf-8"))
+    long = [(n, first) for n, first in cells if n > MAX_VISIBLE_CELL]
+    assert not long, f"unfolded cells over {MAX_VISIBLE_CELL} lines (tag them hide-input): {long}"
+    budget = MAX_VISIBLE_CHAPTER.get(chapter.stem, MAX_VISIBLE_DEFAULT)
+    total = sum(n for n, _ in cells)
+    assert total <= budget, f"{total} lines of unfolded code, more than {budget}"
