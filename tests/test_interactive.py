@@ -112,3 +112,40 @@ def test_animation_html_embeds_every_frame_and_closes_the_figure():
     assert not plt.fignum_exists(fig.number)
     with pytest.raises(ValueError):
         interactive.animation_html(plt.figure(), draw, [])
+
+
+def test_animation_frames_become_smaller_palette_pngs_that_look_the_same():
+    import base64
+    import io
+    import re
+
+    import numpy as np
+    from PIL import Image
+
+    def html_of(colors):
+        fig, ax = plt.subplots(figsize=(3, 2))
+
+        def draw(i):
+            ax.clear()
+            ax.contourf(np.linspace(0, 1, 40)[None, :] * np.ones((40, 1)) + i, levels=6)
+            ax.plot([0, 39], [0, 39 * (i + 1) / 3], color="k")
+
+        return interactive.animation_html(fig, draw, 3, colors=colors).data
+
+    def frames(html):
+        return [Image.open(io.BytesIO(base64.b64decode(b))) for b in
+                re.findall(r'frames\[\d+\] = "data:image/png;base64,([^"]*)"', html)]
+
+    full, palette = html_of(None), html_of(256)
+    a, b = frames(full), frames(palette)
+    assert len(a) == len(b) == 3
+    assert all(f.mode == "P" for f in b) and all(f.mode != "P" for f in a)
+    assert all(f.size == g.size for f, g in zip(a, b, strict=True))
+    assert len(palette) < 0.7 * len(full)
+    for f, g in zip(a, b, strict=True):  # the same picture, up to the rounding of a few colours
+        diff = np.abs(np.asarray(f.convert("RGB"), float) - np.asarray(g.convert("RGB"), float))
+        assert diff.mean() < 2.0
+    with pytest.raises(ValueError, match="colors"):
+        interactive.animation_html(plt.figure(), lambda i: None, 2, colors=1)
+    with pytest.raises(ValueError, match="colors"):
+        interactive.animation_html(plt.figure(), lambda i: None, 2, colors=True)
