@@ -173,6 +173,19 @@ def test_page_renders_cleanly(page, server, browser):
         return out;""")
     problems += [f"empty interactive figure: {e}" for e in empty]
 
+    # a table wider than the text column runs under the margin or off the page
+    wide = browser.execute_script("""
+        const art = document.querySelector('article.bd-article');
+        if (!art) return [];
+        const right = art.getBoundingClientRect().right;
+        return Array.from(art.querySelectorAll('table')).map((t, i) => {
+            const r = t.getBoundingClientRect();
+            const head = (t.querySelector('th, td') || {}).textContent || '';
+            return [i, r.width, r.right - right, head.trim().slice(0, 40)];
+          }).filter(([i, w, over]) => w > 0 && over > 2);""")
+    problems += [f"table #{i} ({head!r}...) is {over:.0f} px wider than the text column"
+                 for i, _, over, head in wide]
+
     math = browser.execute_script("""
         return [document.querySelectorAll('.math').length,
                 document.querySelectorAll('mjx-container').length];""")
@@ -222,6 +235,41 @@ def test_no_page_needs_a_cdn_for_interactive_figures():
                     r"plotly|jupyter-widgets|html-manager|require", src):
                 offenders.append(f"{page.name}: {src}")
     assert not offenders, "\n".join(offenders)
+
+
+#: the most a page may weigh: its HTML and the images it shows (scripts and styles that
+#: every page shares are cached by the browser and not counted)
+MAX_PAGE_BYTES = 3_000_000
+
+
+def page_weight(page: Path) -> int:
+    """Bytes of ``page`` and of the distinct local images it shows."""
+    html = page.read_text(encoding="utf-8")
+    total = len(html.encode("utf-8"))
+    for src in set(re.findall(r'<img[^>]+src="([^"]+)"', html)):
+        if src.startswith(("http://", "https://", "//", "data:")):
+            continue
+        image = (page.parent / urllib.parse.unquote(src.split("#")[0])).resolve()
+        if image.is_file():
+            total += image.stat().st_size
+    return total
+
+
+def test_page_weight_counts_the_html_and_its_images(tmp_path):
+    (tmp_path / "_images").mkdir()
+    (tmp_path / "_images" / "a.png").write_bytes(b"x" * 1000)
+    page = tmp_path / "p.html"
+    page.write_text('<img src="_images/a.png"><img src="_images/a.png"><img src="data:,">')
+    assert page_weight(page) == page.stat().st_size + 1000
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_page_id)
+def test_no_page_weighs_more_than_3_mb(page):
+    weight = page_weight(page)
+    assert weight <= MAX_PAGE_BYTES, (
+        f"{page.relative_to(HTML)} weighs {weight / 1e6:.1f} MB (HTML and images), more than "
+        f"{MAX_PAGE_BYTES / 1e6:.0f} MB: store animation frames as palette PNGs, serve "
+        "scripts once")
 
 
 class _ArticleImages(HTMLParser):
