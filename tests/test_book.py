@@ -177,7 +177,8 @@ def visible_code(text: str) -> list[tuple[int, str]]:
 
 def test_visible_code_counts_unfolded_cells_only():
     text = ("---\njupytext:\n  text_representation:\n    format_name: myst\nkernelspec:\n"
-            "  display_name: Python 3\n  language: python\n  name: python3\n---\n\n```{code-cell} ipython3\na = 1\nb = 2\n```\n\n"
+            "  display_name: Python 3\n  language: python\n  name: python3\n---\n\n"
+            "```{code-cell} ipython3\na = 1\nb = 2\n```\n\n"
             "```{code-cell} ipython3\n:tags: [hide-input]\n\nc = 3\n```\n\n## Exercises\n\n"
             "```{code-cell} ipython3\nd = 4\n```\n")
     assert visible_code(text) == [(2, "a = 1")]

@@ -21,6 +21,20 @@ def test_explore_draws_small_multiples_when_static(monkeypatch):
     plt.close("all")
 
 
+def test_explore_keeps_the_title_each_panel_draws(monkeypatch):
+    monkeypatch.setenv("DMM_STATIC_FIGURES", "1")
+    monkeypatch.setattr(plt, "show", lambda: None)
+
+    def draw(v, ax):
+        ax.set_title(f"prediction {v}", fontsize=7)
+
+    nb.explore(draw, [1, 2], label="t", static_values=[1, 2])
+    axes = [ax for ax in plt.gcf().axes if ax.axison]
+    assert [ax.get_title() for ax in axes] == ["t = 1\nprediction 1", "t = 2\nprediction 2"]
+    assert all(ax.title.get_fontsize() == 7 for ax in axes)
+    plt.close("all")
+
+
 def test_explore_builds_a_slider_in_jupyter(monkeypatch):
     pytest.importorskip("ipywidgets")
     import ipywidgets

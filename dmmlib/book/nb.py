@@ -103,6 +103,16 @@ def static_figures() -> bool:
     return importlib.util.find_spec("ipywidgets") is None
 
 
+def _title_above(ax: Any, line: str) -> None:
+    """Put ``line`` above the title ``draw`` gave the panel (or make it the title)."""
+    own = ax.get_title()
+    if not own:
+        ax.set_title(line)
+        return
+    size = ax.title.get_fontsize()
+    ax.set_title(f"{line}\n{own}", fontsize=size)
+
+
 def explore(
     draw: Callable[[Any, Any], None],
     values: Sequence[Any],
@@ -122,9 +132,10 @@ def explore(
 
     Parameters
     ----------
-    draw: draws one panel for a value into a matplotlib ``Axes``.
+    draw: draws one panel for a value into a matplotlib ``Axes``; a title it
+        gives the panel is kept, below the line ``label = value``.
     values: the values the slider offers, in order.
-    label: the slider's name (also the panels' title prefix).
+    label: the slider's name (also the first line of each panel's title).
     """
     import matplotlib.pyplot as plt
 
@@ -145,7 +156,7 @@ def explore(
                                  squeeze=False)
         for ax, v in zip(axes.flat, static_values, strict=False):
             draw(v, ax)
-            ax.set_title(f"{label} = {format_value(v)}")
+            _title_above(ax, f"{label} = {format_value(v)}")
         for ax in list(axes.flat)[n:]:
             ax.axis("off")
         fig.tight_layout()
@@ -162,7 +173,7 @@ def explore(
     def show(value: Any) -> None:
         fig, ax = plt.subplots(figsize=(panel_size[0] * 1.6, panel_size[1] * 1.6))
         draw(value, ax)
-        ax.set_title(f"{label} = {format_value(value)}")
+        _title_above(ax, f"{label} = {format_value(value)}")
         plt.show()
 
     widgets.interact(show, value=slider)
