@@ -22,12 +22,14 @@ before the experiment that tests it.
 ==============================  ===================================================
 
 Every function returns a new :class:`matplotlib.figure.Figure` that pyplot
-does not manage (nothing to close) and leaves :data:`matplotlib.rcParams`
-alone: sizes and colours are passed to each artist explicitly.
+does not manage (nothing to close; a notebook shows it as a PNG when it is a
+cell's value) and leaves :data:`matplotlib.rcParams` alone: sizes and
+colours are passed to each artist explicitly.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -68,10 +70,20 @@ _WIDTH = 7.2  # inches: the width of every figure
 _DPI = 100
 
 
+class _Schematic(Figure):
+    """A figure that pyplot does not manage and that Jupyter shows as a PNG."""
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight",
+                     metadata={"Software": None})
+        return buffer.getvalue()
+
+
 def _figure(ncols: int, height: float = 2.9, width_ratios: Sequence[float] | None = None
             ) -> tuple[Figure, list[Axes]]:
     """A figure of the schematics' width with ``ncols`` panels in one row."""
-    fig = Figure(figsize=(_WIDTH, height), dpi=_DPI, layout="constrained")
+    fig = _Schematic(figsize=(_WIDTH, height), dpi=_DPI, layout="constrained")
     axes = fig.subplots(1, ncols, squeeze=False,
                         gridspec_kw={"width_ratios": width_ratios} if width_ratios else None)[0]
     return fig, list(axes)
