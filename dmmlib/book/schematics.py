@@ -253,6 +253,8 @@ def linearity(n: int = 24, eps: float = 0.1) -> Figure:
         _plot_axes(ax, title, "coordinate $i$", "$w_i\\,\\delta_i$")
         ax.set_yticks([])
         _text(ax, (0.04, 0.05), f"sum = {bars.sum():+.2f}", transform=ax.transAxes)
+        _text(ax, (0.96, 0.05), "every $|\\delta_i| = \\varepsilon$", COLORS["random"],
+              transform=ax.transAxes, ha="right")
     ns = np.unique(np.geomspace(1, len(w), 40).astype(int))
     l1 = eps * np.cumsum(np.abs(w))[ns - 1]
     l2 = eps * np.sqrt(np.cumsum(w ** 2))[ns - 1]
@@ -264,7 +266,7 @@ def linearity(n: int = 24, eps: float = 0.1) -> Figure:
     ax.set_xscale("log")
     ax.set_yscale("log")
     _plot_axes(ax, "The change of $w \\cdot x$", "coordinates $n$", "$|w \\cdot \\delta|$")
-    _legend(ax, "upper left")
+    _legend(ax, "upper left", ncol=1)
     ax.set_ylim(float(l2.min()) / 2, float(l1.max()) * 30)
     return fig
 
