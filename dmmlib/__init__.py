@@ -70,7 +70,7 @@ MOVED = {
 _NEW_EXPERIMENTS = ("rivals",)
 
 #: Book helpers added after 0.1.
-_NEW_BOOK = ("fmt",)
+_NEW_BOOK = ("fmt", "schematics")
 
 #: Every public module by its short name (as the tests and the API reference list them).
 _PUBLIC_MODULES = {**{name: name for name in _KERNELS},

@@ -51,7 +51,7 @@ from dmmlib import (
     synthetic,
     train,
 )
-from dmmlib.book import fmt, interactive, nb, plot, scoreboard
+from dmmlib.book import fmt, interactive, nb, plot, schematics, scoreboard
 from dmmlib.experiments import (
     ilyas,
     intriguing,
@@ -381,6 +381,17 @@ _add("fmt.span", lambda c: fmt.span(1.0, 2.0))
 _add("fmt.article", lambda c: fmt.article("Ankle boot"))
 _add("fmt.header", lambda c: fmt.header(("gap", "mean")))
 _add("fmt.table", lambda c: fmt.table(__import__("pandas").DataFrame({"a_b": [0.5]})).to_html())
+_add("schematics.pockets", lambda c: schematics.pockets().savefig(c.tmp / "s.png"))
+_add("schematics.linearity", lambda c: schematics.linearity().savefig(c.tmp / "s.png"))
+_add("schematics.boundary_tilting",
+     lambda c: schematics.boundary_tilting().savefig(c.tmp / "s.png"))
+_add("schematics.concentration", lambda c: schematics.concentration(
+    dims=(3, 50)).savefig(c.tmp / "s.png"))
+_add("schematics.cap_expansion", lambda c: schematics.cap_expansion(10, 0.01, [0.0, 0.5]))
+_add("schematics.stretchy_features",
+     lambda c: schematics.stretchy_features().savefig(c.tmp / "s.png"))
+_add("schematics.clinging_dimpling",
+     lambda c: schematics.clinging_dimpling().savefig(c.tmp / "s.png"))
 _add("nb.glue", lambda c: nb.glue("answer", "42"))
 _add("nb.in_colab", lambda c: nb.in_colab())
 _add("nb.static_figures", lambda c: nb.static_figures())
@@ -721,7 +732,7 @@ COVERED_MODULES = ("attacks", "cache", "data", "device", "ensemble", "geometry",
                    "ilyas",
                    "interactive", "intriguing", "linearity", "manifold", "models", "natural",
                    "nb", "nulls", "ops", "phases", "plot", "profiles", "random_nets", "rivals",
-                   "scoreboard", "synthetic", "train", "transfer", "fmt")
+                   "scoreboard", "synthetic", "train", "transfer", "fmt", "schematics")
 
 
 # --------------------------------------------------------------------------- the snapshot

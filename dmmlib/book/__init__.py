@@ -7,6 +7,8 @@
 :mod:`~dmmlib.book.interactive`         rotatable 3-D surfaces and offline animations
 :mod:`~dmmlib.book.scoreboard`          published results beside this book's runs
 :mod:`~dmmlib.book.fmt`                 numbers, ranges and tables as the prose shows them
+:mod:`~dmmlib.book.schematics`          drawings of each explanation of adversarial
+                                        examples, in one style
 ======================================  ================================================
 
 Nothing in the kernels imports this subpackage.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from .._lazy import lazy_submodules
 
-_SUBMODULES = ("plot", "nb", "interactive", "scoreboard", "fmt")
+_SUBMODULES = ("plot", "nb", "interactive", "scoreboard", "fmt", "schematics")
 
 __all__ = list(_SUBMODULES)
 
