@@ -192,3 +192,15 @@ def test_code_is_folded_except_the_calls_that_carry_the_argument(chapter):
     budget = MAX_VISIBLE_CHAPTER.get(chapter.stem, MAX_VISIBLE_DEFAULT)
     total = sum(n for n, _ in cells)
     assert total <= budget, f"{total} lines of unfolded code, more than {budget}"
+
+
+#: the book helpers a chapter imports by name; a chapter that reassigns one breaks its later cells
+BOOK_HELPERS = ("fmt", "nb", "plot", "interactive", "schematics", "scoreboard")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_no_chapter_shadows_a_book_helper(chapter):
+    nb = jupytext.reads(chapter.read_text(encoding="utf-8"), fmt="md:myst")
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    pattern = re.compile(rf"^\s*(?:for\s+)?({'|'.join(BOOK_HELPERS)})\s*(?:=[^=]|,.*=|\bin\b)", re.M)
+    assert not pattern.findall(code), f"{chapter.name} reassigns {pattern.findall(code)}"
