@@ -202,5 +202,6 @@ BOOK_HELPERS = ("fmt", "nb", "plot", "interactive", "schematics", "scoreboard")
 def test_no_chapter_shadows_a_book_helper(chapter):
     nb = jupytext.reads(chapter.read_text(encoding="utf-8"), fmt="md:myst")
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    pattern = re.compile(rf"^\s*(?:for\s+)?({'|'.join(BOOK_HELPERS)})\s*(?:=[^=]|,.*=|\bin\b)", re.M)
+    names = "|".join(BOOK_HELPERS)
+    pattern = re.compile(rf"^\s*(?:for\s+)?({names})\s*(?:=[^=]|,.*=|\bin\b)", re.M)
     assert not pattern.findall(code), f"{chapter.name} reassigns {pattern.findall(code)}"
