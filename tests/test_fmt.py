@@ -83,3 +83,21 @@ def test_table_refuses_a_format_for_a_missing_column_and_duplicate_headers():
 def test_table_lets_long_headers_wrap():
     html = fmt.table(pd.DataFrame({"x": [1.0]}), font_size="85%").to_html()
     assert "white-space: normal" in html and "font-size: 85%" in html
+
+
+def test_numpy_scalars_read_like_python_values():
+    import numpy as np
+    import pandas as pd
+
+    html = fmt.table(pd.DataFrame({"kept": np.array([True, False]),
+                                   "count": np.array([12345, 7])})).to_html()
+    assert "yes" in html and "no" in html and "True" not in html
+    assert "12,345" in html
+
+
+def test_named_formats_leave_missing_cells_empty():
+    import pandas as pd
+
+    df = pd.DataFrame({"wd": [0.01, float("nan")], "n": [3.0, float("nan")]})
+    html = fmt.table(df, {"wd": "g", "n": "int"}).to_html()
+    assert "nan" not in html.lower() and "0.01" in html and ">3<" in html

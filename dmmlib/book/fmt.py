@@ -34,6 +34,8 @@ def header(name: Any) -> str:
 
 def _default_format(digits: int) -> Callable[[Any], str]:
     def show(v: Any) -> str:
+        if type(v).__module__ == "numpy" and hasattr(v, "item"):
+            v = v.item()  # a NumPy scalar (what a DataFrame cell holds) as its Python value
         if isinstance(v, bool) or v is None:
             return "yes" if v is True else "no" if v is False else ""
         if isinstance(v, int):
@@ -55,12 +57,16 @@ def _default_format(digits: int) -> Callable[[Any], str]:
 
 
 #: a format given by name in :func:`table`'s ``formats``
+def _missing(v: Any) -> bool:
+    """``None`` or a NaN: a cell a table shows empty."""
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
 _NAMED: dict[str, Callable[[Any], str]] = {
-    "pct": lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else pct(v),
-    "pct1": lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v))
-    else pct(v, 1),
-    "int": lambda v: f"{int(v):,}",
-    "g": lambda v: f"{v:g}",
+    "pct": lambda v: "" if _missing(v) else pct(v),
+    "pct1": lambda v: "" if _missing(v) else pct(v, 1),
+    "int": lambda v: "" if _missing(v) else f"{int(v):,}",
+    "g": lambda v: "" if _missing(v) else f"{v:g}",
 }
 
 
