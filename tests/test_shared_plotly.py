@@ -51,6 +51,9 @@ def test_inlined_plotly_moves_to_one_shared_file(tmp_path):
     # a second build finds nothing left to move and leaves the files as they are
     assert ext.share_plotly(out) == {}
     assert not list((out / ext.FOLDER).glob("*.part"))
+    # readable by a web server running as another user, like every other file of the build
+    assert shared[0].stat().st_mode & 0o777 == 0o644
+    assert (out / "book" / "a.html").stat().st_mode & 0o777 == 0o644
 
 
 def test_only_a_finished_html_build_is_rewritten(tmp_path):
