@@ -169,3 +169,70 @@ _CASES = {
 def test_each_check_catches_its_defect_and_passes_the_fix(name):
     bad, good = _CASES[name]
     assert CHECKS[name].search(bad) and not CHECKS[name].search(good)
+
+
+class _Tables(HTMLParser):
+    """Header and body cell texts of every table in the page's article."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.article = 0
+        self.cell: list[str] | None = None
+        self.kind = ""
+        self.headers: list[str] = []
+        self.cells: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "article" and "bd-article" in (dict(attrs).get("class") or "").split():
+            self.article += 1
+        elif tag in {"th", "td"} and self.article:
+            self.cell, self.kind = [], tag
+        elif tag == "br" and self.cell is not None:
+            self.cell.append(" ")
+
+    def handle_endtag(self, tag):
+        if tag in {"th", "td"} and self.cell is not None:
+            text = re.sub(r"\s+", " ", "".join(self.cell)).strip()
+            (self.headers if self.kind == "th" else self.cells).append(text)
+            self.cell = None
+        elif tag == "article" and self.article:
+            self.article -= 1
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+#: what a raw DataFrame shows and a table formatted for reading does not
+TABLE_CHECKS: dict[str, re.Pattern[str]] = {
+    "a header in snake_case (name the column in words)": re.compile(r"\b[a-z]+_[a-z0-9_]+\b"),
+    "a number with six or more decimals": re.compile(r"\b\d+\.\d{6,}\b"),
+    "a Python literal (True, False, nan, None)": re.compile(r"^(?:True|False|nan|NaN|None)$"),
+}
+
+
+def test_table_checks_catch_a_raw_dataframe():
+    raw = ("<article class='bd-article'><table><tr><th>d_boundary</th><th>eps</th></tr>"
+           "<tr><td>0.100000</td><td>True</td></tr></table></article>")
+    tables = _Tables()
+    tables.feed(raw)
+    assert TABLE_CHECKS["a header in snake_case (name the column in words)"].search(
+        tables.headers[0])
+    assert TABLE_CHECKS["a number with six or more decimals"].search(tables.cells[0])
+    assert TABLE_CHECKS["a Python literal (True, False, nan, None)"].search(tables.cells[1])
+    fine = _Tables()
+    fine.feed("<article class='bd-article'><table><tr><th>distance to the boundary</th></tr>"
+              "<tr><td>0.123</td></tr></table></article>")
+    assert not any(rx.search(t) for rx in TABLE_CHECKS.values()
+                   for t in fine.headers + fine.cells)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=_PID)
+def test_tables_are_formatted_for_reading(page):
+    tables = _Tables()
+    tables.feed(page.read_text(encoding="utf-8"))
+    problems = []
+    for name, rx in TABLE_CHECKS.items():
+        texts = tables.headers if "header" in name else tables.headers + tables.cells
+        problems += [f"{name}: {t[:60]!r}" for t in texts if rx.search(t)]
+    assert not problems, f"{page.relative_to(HTML)}:\n  " + "\n  ".join(sorted(set(problems)))
