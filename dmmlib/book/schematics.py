@@ -329,15 +329,15 @@ def boundary_tilting(tilt_degrees: float = 12.0) -> Figure:
 
 
 # --------------------------------------------------------------------------- concentration
-def cap_expansion(n: int, mu: float, eps: np.ndarray | Sequence[float],
-                  grid: int = 200_001) -> np.ndarray:
+def cap_expansion(n: int, mu: float, eps: np.ndarray | Sequence[float]) -> np.ndarray:
     """Share of the unit sphere in R^n within Euclidean distance eps of a cap of measure mu.
 
-    The first coordinate ``t`` of a uniform point of the sphere has density
-    proportional to ``(1 - t**2) ** ((n - 3) / 2)`` on ``[-1, 1]``. The cap
-    ``{t >= h}`` of measure ``mu`` and its ``eps``-neighbourhood, the cap of
-    angular radius ``arccos(h) + 2 arcsin(eps / 2)``, are both read off that
-    density's tail, integrated on a fine grid (the trapezoid rule).
+    The cosine ``t`` of the angle between a uniform point of the sphere and a
+    fixed axis is ``2B - 1`` with ``B ~ Beta((n-1)/2, (n-1)/2)``, so a cap
+    ``{t >= h}`` has measure ``I_{(1-h)/2}((n-1)/2, (n-1)/2)`` (the regularised
+    incomplete beta function). The cap of measure ``mu`` is found by inverting
+    that, and its ``eps``-neighbourhood is the cap of angular radius
+    ``arccos(h) + 2 arcsin(eps / 2)``; both are exact.
 
     Parameters
     ----------
@@ -347,14 +347,14 @@ def cap_expansion(n: int, mu: float, eps: np.ndarray | Sequence[float],
         The measure of the cap, in (0, 1).
     eps : array of float
         Euclidean distances, at least 0.
-    grid : int
-        Points of the integration grid on ``[-1, 1]``.
 
     Returns
     -------
     numpy.ndarray
         The share of the sphere within each ``eps`` of the cap, in [``mu``, 1].
     """
+    from scipy.special import betainc, betaincinv
+
     if int(n) != n or n < 2:
         raise ValueError(f"n: expected an integer of at least 2, got {n}")
     if not 0 < mu < 1:
@@ -362,19 +362,10 @@ def cap_expansion(n: int, mu: float, eps: np.ndarray | Sequence[float],
     eps = np.asarray(eps, dtype=float)
     if np.any(eps < 0):
         raise ValueError("eps: expected distances of at least 0")
-    t = np.linspace(-1.0, 1.0, grid)
-    inner = 0.5 * (n - 3) * np.log1p(-t[1:-1] ** 2)  # the ends have density 0 (or a pole)
-    density = np.zeros_like(t)
-    density[1:-1] = np.exp(inner - inner.max())
-    if n == 2:  # integrable singularities at the ends: the arcsine law, in closed form
-        upper = np.arccos(np.clip(t, -1, 1)) / math.pi
-    else:
-        steps = 0.5 * (density[1:] + density[:-1]) * np.diff(t)
-        upper = np.concatenate([np.cumsum(steps[::-1])[::-1], [0.0]])
-        upper /= upper[0]
-    h = float(np.interp(mu, upper[::-1], t[::-1]))  # upper falls with t
-    angle = np.minimum(math.acos(h) + 2 * np.arcsin(np.minimum(eps / 2, 1.0)), math.pi)
-    return np.interp(np.cos(angle), t, upper)
+    a = 0.5 * (n - 1)
+    half_angle = math.acos(1.0 - 2.0 * float(betaincinv(a, a, mu)))  # the cap's angular radius
+    angle = np.minimum(half_angle + 2 * np.arcsin(np.minimum(eps / 2, 1.0)), math.pi)
+    return np.asarray(betainc(a, a, (1.0 - np.cos(angle)) / 2.0), dtype=float)
 
 
 def concentration(dims: Sequence[int] = (3, 10, 100, 1000), mu: float = 0.01) -> Figure:
