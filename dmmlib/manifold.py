@@ -212,8 +212,9 @@ def fit_autoencoder(
     check_nonnegative(weight_decay, "weight_decay")
     check_int(seed, "seed", 0)
     device = module_device(ae)
-    opt = torch.optim.Adam([p for p in ae.parameters() if p.requires_grad], lr=lr,
-                           weight_decay=weight_decay)
+    from .train import _adam
+
+    opt = _adam([p for p in ae.parameters() if p.requires_grad], lr, weight_decay)
     gen = torch.Generator().manual_seed(seed)
     n = xt.shape[0]
     history: dict[str, list[float]] = {"loss": [], "mse": []}
@@ -223,9 +224,10 @@ def fit_autoencoder(
         ae.train()
         for _ in range(epochs):
             order = torch.randperm(n, generator=gen)
+            xs = xt[order.to(xt.device)]  # one gather per epoch, then contiguous slices
             total = torch.zeros((), device=device, dtype=torch.float64)
             for start in range(0, n, batch_size):
-                xb = xt[order[start : start + batch_size]].to(device, non_blocking=True)
+                xb = xs[start : start + batch_size].to(device, non_blocking=True)
                 recon = ae(xb)
                 if recon.shape != xb.shape:
                     raise ValueError(f"ae: reconstruction shape {tuple(recon.shape)} differs "

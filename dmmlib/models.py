@@ -37,9 +37,11 @@ class Normalize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(x - mean) / std`` per channel (one channel for flat inputs)."""
+        # the division in place on the fresh difference: one large temporary, not two
+        # (autograd allows it: the subtraction's backward does not read its output)
         if x.ndim == 2:  # flat inputs: a single channel
-            return (x - self.mean.flatten()[0]) / self.std.flatten()[0]
-        return (x - self.mean) / self.std
+            return (x - self.mean.flatten()[0]).div_(self.std.flatten()[0])
+        return (x - self.mean).div_(self.std)
 
 
 class MLP(nn.Module):

@@ -415,6 +415,54 @@ def test_pgd_restarts_keep_the_best_per_sample(trained):
     assert fooled_any.shape == ok.shape
 
 
+class CountingModel(nn.Module):
+    """Wraps a model; counts the samples of every forward pass."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.rows = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows += x.shape[0]
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("kwargs", [dict(norm="inf"), dict(norm=2), dict(norm="inf", restarts=3),
+                                    dict(norm=2, targeted=True),
+                                    dict(norm="inf", random_start=False)])
+def test_pgd_early_stop_keeps_success_and_saves_work(trained, kwargs):
+    model, x, y = trained
+    yy = (y + 1) % 10 if kwargs.get("targeted") else y
+    eps = [0.02, 0.05, 0.2] if kwargs["norm"] == "inf" else [0.3, 1.0, 3.0]
+    full, early = CountingModel(model), CountingModel(model)
+    ref = A.pgd(full, x, yy, eps, steps=10, seed=0, progress=False, **kwargs)
+    out = A.pgd(early, x, yy, eps, steps=10, seed=0, progress=False, early_stop=True, **kwargs)
+    for r, q, e in zip(ref, out, eps, strict=True):
+        assert torch.equal(r.success, q.success)
+        with torch.no_grad():
+            pred = model(q.x_adv).argmax(1)
+        assert torch.equal(q.success, (pred == yy) if kwargs.get("targeted") else (pred != yy))
+        size = (linf(q.x_adv, x) if kwargs["norm"] == "inf"
+                else (q.x_adv - x).flatten(1).norm(dim=1))
+        assert float(size.max()) <= e + 1e-5
+    if any(bool(r.success.any()) for r in ref):
+        assert early.rows < full.rows   # broken samples were not attacked again
+
+
+def test_pgd_early_stop_in_a_subspace_keeps_success(trained):
+    model, x, y = trained
+    gen = torch.Generator().manual_seed(0)
+    U = torch.linalg.qr(torch.randn(x.shape[0], x[0].numel(), 6, generator=gen))[0]
+    for complement in (False, True):
+        ref = A.pgd(model, x, y, 0.3, steps=8, basis=U, complement=complement, seed=0,
+                    progress=False)
+        out = A.pgd(model, x, y, 0.3, steps=8, basis=U, complement=complement, seed=0,
+                    progress=False, early_stop=True)
+        assert torch.equal(ref.success, out.success)
+        assert float(_outside(out.x_adv - x, U, complement).max()) < 1e-4
+
+
 def test_pgd_rejects_bad_options(trained):
     model, x, y = trained
     with pytest.raises(ValueError, match="restarts"):

@@ -65,6 +65,7 @@ def pgd(
     basis: torch.Tensor | None = None,
     complement: bool = False,
     seed: int | torch.Generator | None = None,
+    early_stop: bool = False,
     progress: bool | None = None,
 ) -> AttackResult | list[AttackResult]:
     """Projected gradient descent on the cross-entropy inside an eps-ball.
@@ -124,6 +125,16 @@ def pgd(
         Randomness of the random starts: an int seeds a private generator (the
         global RNG is left alone), a generator is drawn from, ``None`` uses
         the global RNG.
+    early_stop : bool, default False
+        Stop attacking a sample (and a budget's copy of it) once an iterate
+        succeeds: later steps and restarts only run the model on the samples
+        still unbroken. ``success`` is the same as without it (success is
+        kept once found; every sample still sees the same iterates until
+        then, up to float rounding of a smaller batch), so robust accuracy
+        comes out the same, faster when most samples fall early. The
+        successful ``x_adv`` is then the *first* successful iterate rather
+        than the successful one of highest loss: use the default where the
+        examples themselves matter (adversarial training, transfer).
     progress : bool, optional
         tqdm bar over steps; ``None`` follows ``$DMM_PROGRESS`` (default on).
 
@@ -165,7 +176,7 @@ def pgd(
     gen = make_generator(seed, xw.device)
     with eval_mode(model):
         x_adv, success, peak = _pgd(model, xw, yw, eps_t, alpha_t, p, steps, random_start,
-                                    restarts, targeted, sub, gen, progress)
+                                    restarts, targeted, sub, gen, progress, bool(early_stop))
     # blocked: a subspace, a non-zero budget and step, and no iterate ever moved
     # by more than a thousandth of a step
     if sub is not None:
@@ -215,8 +226,13 @@ def _project_ball(delta: torch.Tensor, eps: torch.Tensor, p: str) -> torch.Tenso
 def _pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor,
          alpha: torch.Tensor, p: str, steps: int, random_start: bool, restarts: int,
          targeted: bool, sub: Subspace | None, gen: torch.Generator | None,
-         progress: bool | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Best iterate, success and (with a subspace) the largest perturbation norm seen."""
+         progress: bool | None, early_stop: bool = False
+         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Best iterate, success and (with a subspace) the largest perturbation norm seen.
+
+    With ``early_stop`` the model only sees the rows not yet successful; the
+    other rows get a zero gradient and keep their iterate.
+    """
     e = batch_view(eps, x)
     a = batch_view(alpha, x)
     if sub is not None:
@@ -266,14 +282,49 @@ def _pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor,
     def size(d: torch.Tensor) -> torch.Tensor:
         return d.flatten(1).abs().amax(1) if p == "inf" else flat_norm(d)
 
-    def keep_best(x_adv: torch.Tensor, logits: torch.Tensor, loss: torch.Tensor) -> None:
+    def keep_best(x_adv: torch.Tensor, logits: torch.Tensor, loss: torch.Tensor,
+                  rows: torch.Tensor | None = None) -> None:
+        """Update the best iterates from the logits and loss of ``rows`` (all if None)."""
+        if rows is not None:
+            full_logits = logits.new_zeros((x_adv.shape[0], logits.shape[1]))
+            full_logits[:, 0] = 1.0  # never read: masked out below
+            full_logits[rows] = logits
+            full_loss = loss.new_full((x_adv.shape[0],), float("-inf"))
+            full_loss[rows] = loss
+            logits, loss = full_logits, full_loss
         pred = logits.argmax(1)
         success = (pred == y) if targeted else (pred != y)
         score = -loss if targeted else loss
         better = (success & ~best_success) | ((success == best_success) & (score > best_score))
+        if rows is not None:  # rows that were not evaluated change nothing
+            seen = torch.zeros_like(best_success)
+            seen[rows] = True
+            success, better = success & seen, better & seen
         torch.where(batch_view(better, x_adv), x_adv, best_adv, out=best_adv)
         best_success.logical_or_(success)
         torch.where(better, score, best_score, out=best_score)
+
+    def evaluate(x_adv: torch.Tensor, grad_needed: bool, check: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Logits, loss (and gradient) of the rows still to attack, and those rows."""
+        rows = None
+        xa, ya = x_adv, y
+        if early_stop and bool(best_success.any()):
+            rows = torch.nonzero(~best_success).flatten()
+            xa, ya = x_adv[rows], y[rows]
+        if grad_needed:
+            logits, loss, g = loss_and_grad(model, xa, ya, targeted, check=check)
+            if rows is not None:
+                grad = torch.zeros_like(x_adv)
+                grad[rows] = g
+                g = grad
+            return logits, loss, g, rows
+        with torch.no_grad():
+            logits = model(xa)
+            if check:
+                check_classes(ya, logits)
+            loss = torch.nn.functional.cross_entropy(logits, ya, reduction="none")
+        return logits, loss, None, rows
 
     bar = progress_bar(steps * restarts, "pgd", progress)
     try:
@@ -291,20 +342,26 @@ def _pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor,
             if sub is not None:
                 torch.maximum(peak, size(delta), out=peak)
             for t in range(steps):
-                logits, loss, grad = loss_and_grad(model, x_adv, y, targeted,
-                                                   check=(r == 0 and t == 0))
+                if early_stop and bool(best_success.all()):
+                    break
+                logits, loss, grad, rows = evaluate(x_adv, True, check=(r == 0 and t == 0))
                 if t > 0:
-                    keep_best(x_adv, logits, loss)
-                x_adv, delta = advance(x_adv, delta, grad)
+                    keep_best(x_adv, logits, loss, rows)
+                assert grad is not None
+                new_adv, new_delta = advance(x_adv, delta, grad)
+                if rows is not None:  # rows already successful keep their iterate
+                    active = batch_view(~best_success, x_adv)
+                    new_adv = torch.where(active, new_adv, x_adv)
+                    if sub is not None:
+                        new_delta = torch.where(active, new_delta, delta)
+                x_adv, delta = new_adv, new_delta
                 if sub is not None:
                     torch.maximum(peak, size(delta), out=peak)
                 bar.update(1)
-            with torch.no_grad():
-                logits = model(x_adv)
-                if steps == 0 and r == 0:
-                    check_classes(y, logits)
-                loss = torch.nn.functional.cross_entropy(logits, y, reduction="none")
-            keep_best(x_adv, logits, loss)
+            if early_stop and bool(best_success.all()):
+                break  # no restart can change a success
+            logits, loss, _, rows = evaluate(x_adv, False, check=(steps == 0 and r == 0))
+            keep_best(x_adv, logits, loss, rows)
     finally:
         bar.close()
     # with a subspace the iterates may leave the box by <= _BOX_TOL: finish() clips

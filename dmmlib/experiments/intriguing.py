@@ -215,10 +215,10 @@ def fit_sparse_autoencoder(
     check_nonnegative(sparsity, "sparsity")
     if not 0 < target < 1:
         raise ValueError(f"target: the mean activation must lie in (0, 1), got {target}")
-    from ..train import progress_enabled
+    from ..train import _adam, progress_enabled
 
     device = module_device(ae)
-    opt = torch.optim.Adam(ae.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = _adam(list(ae.parameters()), lr, weight_decay)
     gen = torch.Generator().manual_seed(seed)
     n = x.shape[0]
     history: dict[str, list[float]] = {"loss": [], "mse": [], "mean_activation": []}
@@ -231,9 +231,10 @@ def fit_sparse_autoencoder(
             ae.train()
             for _ in range(epochs):
                 order = torch.randperm(n, generator=gen)
+                xs = x[order.to(x.device)]  # one gather per epoch, then contiguous slices
                 sums = torch.zeros(3, device=device)
                 for start in range(0, n, batch_size):
-                    xb = x[order[start:start + batch_size]].to(device)
+                    xb = xs[start:start + batch_size].to(device)
                     loss, mse, act = _sparse_ae_loss(ae, xb, sparsity, target)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
