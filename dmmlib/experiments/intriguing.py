@@ -595,7 +595,7 @@ def table1_sentences(table1: Any, found: Mapping[str, float], test_errors: Mappi
 SIZES: dict[str, dict[str, Any]] = {
     "ci":  dict(epochs=10, ae_epochs=8, n_attack=100, min_norm_steps=100, adv_steps=2,
                 top_k=8, purity_k=20, n_random=100),
-    "cpu": dict(epochs=20, ae_epochs=20, n_attack=None, min_norm_steps=200,
+    "cpu": dict(epochs=12, ae_epochs=12, n_attack=None, min_norm_steps=200,
                 adv_steps=5, top_k=8, purity_k=20, n_random=200),
     "gpu": dict(epochs=50, ae_epochs=50, n_attack=None, min_norm_steps=500,
                 adv_steps=10, top_k=8, purity_k=50, n_random=500),

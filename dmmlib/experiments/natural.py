@@ -785,7 +785,7 @@ _SHARED_SIZES: dict[str, dict[str, Any]] = {
 #: Sizes of the chapter "Experiments on natural images", one dict per profile.
 SIZES: dict[str, dict[str, Any]] = {
     "ci":  {**_SHARED_SIZES["ci"], "ks": (8, 16, 32), "conv_width": 32, "extra_datasets": ()},
-    "cpu": {**_SHARED_SIZES["cpu"], "ks": (4, 8, 16, 32, 64), "conv_width": 32,
+    "cpu": {**_SHARED_SIZES["cpu"], "ks": (4, 16, 64), "conv_width": 32,
             "extra_datasets": ()},
     "gpu": {**_SHARED_SIZES["gpu"], "ks": (4, 8, 16, 32, 64, 128), "conv_width": 32,
             "extra_datasets": ("mnist", "cifar10")},
