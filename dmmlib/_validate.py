@@ -35,6 +35,16 @@ __all__ = [
 ]
 
 
+def _all_finite(x: torch.Tensor) -> bool:
+    """Whether every element is finite, without a mask the size of ``x`` when it is.
+
+    A NaN or an infinity makes the sum non-finite, so a finite sum proves every
+    element finite in one reduction; only a non-finite sum (a bad element, or an
+    overflow of large finite ones) needs the elementwise check.
+    """
+    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
+
+
 def check_tensor(x: object, name: str, *, floating: bool = True, min_ndim: int = 1,
                  finite: bool = True) -> torch.Tensor:
     """``x`` is a tensor (floating if asked) of rank >= ``min_ndim``, finite if asked."""
@@ -45,7 +55,7 @@ def check_tensor(x: object, name: str, *, floating: bool = True, min_ndim: int =
     if x.ndim < min_ndim:
         raise ValueError(f"{name}: expected at least {min_ndim} dimension(s), got shape "
                          f"{tuple(x.shape)}")
-    if finite and floating and x.numel() and not bool(torch.isfinite(x).all()):
+    if finite and floating and x.numel() and not _all_finite(x):
         raise ValueError(f"{name}: contains NaN or infinite values")
     return x
 

@@ -165,16 +165,17 @@ def fit(
     step = 0
     with preserved_modes(model), bar:  # every submodule's own flag comes back
         for _ in range(epochs):
-            order = torch.randperm(n, generator=gen)
-            if batch_size >= n:  # one full batch: its order does not change the loss
-                xs, ys = x, y
-            else:  # one gather per epoch; the batches are then contiguous slices of it
-                xs, ys = x[order.to(x.device)], y[order.to(y.device)]
+            order = torch.randperm(n, generator=gen).to(x.device)
             total_loss = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.int64)
             for start in range(0, n, batch_size):
-                xb = xs[start : start + batch_size].to(device, non_blocking=True)
-                yb = ys[start : start + batch_size].to(device, non_blocking=True)
+                if batch_size >= n:  # one full batch: its order does not change the loss
+                    xb, yb = x, y
+                else:  # a gather per batch (a whole permuted copy per epoch costs more)
+                    idx = order[start : start + batch_size]
+                    xb, yb = x[idx], y[idx.to(y.device)]
+                xb = xb.to(device, non_blocking=True)
+                yb = yb.to(device, non_blocking=True)
                 if perturb is not None:
                     model.eval()
                     xb = perturb(model, xb, yb).detach()
