@@ -224,10 +224,9 @@ def fit_autoencoder(
         ae.train()
         for _ in range(epochs):
             order = torch.randperm(n, generator=gen)
-            xs = xt[order.to(xt.device)]  # one gather per epoch, then contiguous slices
             total = torch.zeros((), device=device, dtype=torch.float64)
             for start in range(0, n, batch_size):
-                xb = xs[start : start + batch_size].to(device, non_blocking=True)
+                xb = xt[order[start : start + batch_size]].to(device, non_blocking=True)
                 recon = ae(xb)
                 if recon.shape != xb.shape:
                     raise ValueError(f"ae: reconstruction shape {tuple(recon.shape)} differs "

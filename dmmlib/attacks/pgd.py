@@ -285,21 +285,14 @@ def _pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor,
     def keep_best(x_adv: torch.Tensor, logits: torch.Tensor, loss: torch.Tensor,
                   rows: torch.Tensor | None = None) -> None:
         """Update the best iterates from the logits and loss of ``rows`` (all if None)."""
-        if rows is not None:
-            full_logits = logits.new_zeros((x_adv.shape[0], logits.shape[1]))
-            full_logits[:, 0] = 1.0  # never read: masked out below
-            full_logits[rows] = logits
-            full_loss = loss.new_full((x_adv.shape[0],), float("-inf"))
-            full_loss[rows] = loss
-            logits, loss = full_logits, full_loss
         pred = logits.argmax(1)
-        success = (pred == y) if targeted else (pred != y)
+        yr = y if rows is None else y[rows]
+        success = (pred == yr) if targeted else (pred != yr)
         score = -loss if targeted else loss
+        if rows is not None:  # rows not evaluated: no success and a score of -inf change nothing
+            success = torch.zeros_like(best_success).index_put_((rows,), success)
+            score = torch.full_like(best_score, float("-inf")).index_put_((rows,), score)
         better = (success & ~best_success) | ((success == best_success) & (score > best_score))
-        if rows is not None:  # rows that were not evaluated change nothing
-            seen = torch.zeros_like(best_success)
-            seen[rows] = True
-            success, better = success & seen, better & seen
         torch.where(batch_view(better, x_adv), x_adv, best_adv, out=best_adv)
         best_success.logical_or_(success)
         torch.where(better, score, best_score, out=best_score)

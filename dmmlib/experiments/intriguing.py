@@ -231,10 +231,9 @@ def fit_sparse_autoencoder(
             ae.train()
             for _ in range(epochs):
                 order = torch.randperm(n, generator=gen)
-                xs = x[order.to(x.device)]  # one gather per epoch, then contiguous slices
                 sums = torch.zeros(3, device=device)
                 for start in range(0, n, batch_size):
-                    xb = xs[start:start + batch_size].to(device)
+                    xb = x[order[start:start + batch_size]].to(device)
                     loss, mse, act = _sparse_ae_loss(ae, xb, sparsity, target)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
