@@ -18,6 +18,7 @@ ARTIFACTS := test-artifacts
 
 help:
 	@echo "make book   - create $(VENV), install everything, build the book into _build/html"
+	@echo "              (JOBS=N: chapters executed at once; default 2 on a CPU, 1 with CUDA)"
 	@echo "make test   - lint, unit tests, every chapter executed with nbval, strict book build (profile ci)"
 	@echo "make lint   - ruff (pyflakes, pycodestyle, bugbear, import order, numpy docstrings) and mypy"
 	@echo "make sync   - regenerate the output-free .ipynb twins of the .md chapters"
@@ -51,7 +52,12 @@ data:
 js:
 	bash tools/vendor_js.sh
 
+# The chapters execute side by side first (tools/execute_book.py, into the build's
+# execution cache); the build then executes only the pages that collect their records.
+EXECUTE_BOOK = DMM_PROGRESS=0 DMM_STATIC_FIGURES=1 $(BIN)/python tools/execute_book.py $(if $(JOBS),--jobs $(JOBS))
+
 book: $(STAMP) data js
+	$(EXECUTE_BOOK)
 	DMM_PROGRESS=0 DMM_STATIC_FIGURES=1 $(BIN)/jupyter-book build . --builder html
 	@echo "Open _build/html/index.html in a browser."
 
@@ -104,6 +110,7 @@ test-notebooks: $(STAMP)
 test-build: $(STAMP) js
 	rm -rf _build/html _build/.jupyter_cache _build/.doctrees _build/jupyter_execute
 	$(CLEAR_SCOREBOARD)
+	$(EXECUTE_BOOK)
 	DMM_PROGRESS=0 DMM_STATIC_FIGURES=1 $(BIN)/jupyter-book build . --builder html -W --keep-going
 
 # Every built page opened in headless Chromium; screenshots in test-artifacts/.

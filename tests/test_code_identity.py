@@ -45,7 +45,7 @@ def test_a_changed_chapter_reruns_the_collecting_pages(tmp_path):
 
 def test_a_code_change_empties_the_execution_cache_and_rereads_everything(tmp_path, monkeypatch):
     p = _project(tmp_path)
-    monkeypatch.setattr(ext, "_fingerprint", lambda: "one")
+    monkeypatch.setattr(ext, "fingerprint", lambda: "one")
     ext._on_config_inited(p.app, p.app.config)          # first build: no stamp yet
     assert p.app.dmm_code_changed and not p.cache.exists()
     extra = ext._on_env_get_outdated(p.app, p.env, set(), set(), set())
@@ -58,7 +58,7 @@ def test_a_code_change_empties_the_execution_cache_and_rereads_everything(tmp_pa
     assert not p.app.dmm_code_changed and p.cache.exists()
     assert ext._on_env_get_outdated(p.app, p.env, set(), set(), set()) == []
 
-    monkeypatch.setattr(ext, "_fingerprint", lambda: "two")   # dmmlib edited
+    monkeypatch.setattr(ext, "fingerprint", lambda: "two")   # dmmlib edited
     ext._on_config_inited(p.app, p.app.config)
     assert p.app.dmm_code_changed and not p.cache.exists()
     # a failed build keeps the old stamp
@@ -75,6 +75,33 @@ def test_the_collecting_pages_are_forced_to_execute():
 
 def test_the_stamp_names_the_profile(monkeypatch):
     monkeypatch.setenv("DMM_PROFILE", "ci")
-    ci = ext._fingerprint()
+    ci = ext.fingerprint()
     monkeypatch.setenv("DMM_PROFILE", "cpu")
-    assert ext._fingerprint() != ci and ci.endswith("profile=ci")
+    assert ext.fingerprint() != ci and ci.endswith("profile=ci")
+
+
+def test_a_cache_filled_by_execute_book_with_this_code_is_kept(tmp_path, monkeypatch):
+    p = _project(tmp_path)
+    build = tmp_path / "_build"
+    monkeypatch.setattr(ext, "fingerprint", lambda: "one")
+    ext._on_config_inited(p.app, p.app.config)
+    ext._on_build_finished(p.app, None)                  # a build of code "one"
+    p.cache.mkdir(parents=True)
+    (p.cache / "global.db").write_text("db")
+    # tools/execute_book.py with code "two": the old entries go, its own stay stamped
+    assert ext.prepare_cache(build, p.cache, "two") and not p.cache.exists()
+    p.cache.mkdir(parents=True)
+    (p.cache / "global.db").write_text("db of two")
+    (build / ext.EXECUTED_NAME).write_text("two\n")
+    monkeypatch.setattr(ext, "fingerprint", lambda: "two")
+    ext._on_config_inited(p.app, p.app.config)
+    assert p.app.dmm_code_changed                         # every page is read again ...
+    assert (p.cache / "global.db").read_text() == "db of two"   # ... from the kept cache
+    assert set(ext._on_env_get_outdated(p.app, p.env, set(), set(), set())) == p.env.found_docs
+    ext._on_build_finished(p.app, None)
+    assert not (build / ext.EXECUTED_NAME).exists()
+    # a stamp of other code keeps nothing
+    (build / ext.EXECUTED_NAME).write_text("two\n")
+    monkeypatch.setattr(ext, "fingerprint", lambda: "three")
+    ext._on_config_inited(p.app, p.app.config)
+    assert p.app.dmm_code_changed and not p.cache.exists()

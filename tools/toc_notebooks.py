@@ -27,11 +27,12 @@ def toc_files(node: object) -> list[str]:
     return out
 
 
-def notebooks() -> list[Path]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+def notebooks(root: Path = ROOT) -> list[Path]:
+    """The ``.ipynb`` twins of the table of contents' notebooks (``root``'s), in its order."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
     out = []
     for name in [toc["root"], *toc_files(toc)]:
-        md = ROOT / f"{name}.md"
+        md = root / f"{name}.md"
         if md.is_file() and re.search(r"^kernelspec:", md.read_text(), re.M):
             out.append(md.with_suffix(".ipynb"))
     return out

@@ -18,6 +18,12 @@ what this extension does about each:
   in the same build (their sources carry ``mystnb: execution_mode: force``;
   Sphinx reads pages in name order, so ``book/synthesis`` and
   ``book/scoreboard`` come after every chapter that records verdicts).
+
+``tools/execute_book.py`` fills the execution cache before the build (several
+chapters at once). It applies the same rule first (:func:`prepare_cache`) and
+then leaves a second stamp, :data:`EXECUTED_NAME`, saying which code and
+profile produced every entry now in the cache; the build keeps a cache so
+stamped (it still re-reads every page) and removes that stamp when it ends.
 """
 
 from __future__ import annotations
@@ -29,14 +35,40 @@ from typing import Any
 #: Pages that show what the chapters recorded: re-read whenever a chapter is.
 COLLECTORS = ("book/scoreboard", "book/synthesis", "book/execution")
 STAMP_NAME = ".dmmlib-source"
+#: written by tools/execute_book.py: the fingerprint that filled the execution cache
+EXECUTED_NAME = ".dmmlib-source-executed"
 
 
-def _fingerprint() -> str:
+def fingerprint() -> str:
     """The dmmlib source in use and the profile the chapters will run in."""
     from dmmlib.cache import source_fingerprint
     from dmmlib.profiles import get_profile
 
     return f"{source_fingerprint()} profile={get_profile().name}"
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text().strip() if path.is_file() else None
+
+
+def prepare_cache(build_dir: Path, cache: Path, new: str) -> bool:
+    """Empty the execution cache ``cache`` unless the code that filled it is ``new``.
+
+    The cache is kept when the last finished build (``build_dir/.dmmlib-source``)
+    or ``tools/execute_book.py`` (``build_dir/.dmmlib-source-executed``) ran
+    this code in this profile. Only a jupyter-cache folder is ever removed.
+
+    Returns
+    -------
+    bool
+        Whether the code differs from the last finished build's (then every
+        page must be read again).
+    """
+    changed = _read(build_dir / STAMP_NAME) != new
+    if changed and _read(build_dir / EXECUTED_NAME) != new:
+        if cache.is_dir() and (cache / "global.db").is_file():
+            shutil.rmtree(cache)
+    return changed
 
 
 def _stamp_path(app: Any) -> Path:
@@ -51,16 +83,12 @@ def _execution_cache(app: Any) -> Path:
 
 
 def _on_config_inited(app: Any, config: Any) -> None:
-    stamp = _stamp_path(app)
-    new = _fingerprint()
-    old = stamp.read_text().strip() if stamp.is_file() else None
-    app.dmm_code_changed = old != new
+    new = fingerprint()
     app.dmm_fingerprint = new
-    if app.dmm_code_changed and getattr(app.config, "nb_execution_cache_path", None):
-        cache = _execution_cache(app)
-        # only a jupyter-cache folder, never something else a setting points at
-        if cache.is_dir() and (cache / "global.db").is_file():
-            shutil.rmtree(cache)
+    if getattr(app.config, "nb_execution_cache_path", None):
+        app.dmm_code_changed = prepare_cache(_stamp_path(app).parent, _execution_cache(app), new)
+    else:
+        app.dmm_code_changed = _read(_stamp_path(app)) != new
 
 
 def _is_notebook(env: Any, docname: str) -> bool:
@@ -88,6 +116,7 @@ def _on_build_finished(app: Any, exception: BaseException | None) -> None:
         stamp = _stamp_path(app)
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(app.dmm_fingerprint + "\n")
+        (stamp.parent / EXECUTED_NAME).unlink(missing_ok=True)
 
 
 def setup(app: Any) -> dict[str, Any]:
