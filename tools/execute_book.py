@@ -8,7 +8,8 @@ script runs the chapters that record results (they call ``record`` or
 ``cores // jobs`` threads, longest first (by the time each took last, where
 the cache remembers one), and stores every executed notebook in the cache
 named by ``_config.yml`` exactly as myst-nb would (same reader, same hash,
-same ``execution_seconds``). The build that follows then finds them there and
+same ``execution_seconds``, with ``jobs`` and ``threads`` beside it for the
+execution statistics page). The build that follows then finds them there and
 executes only the pages that read the records (scoreboard, synthesis), after
 the chapters, as before.
 
@@ -127,7 +128,7 @@ def execute(root: Path = ROOT, jobs: int = 1) -> int:
     order = schedule([Path(u) for u in todo], last)
     threads = max(1, _cores() // jobs)
     print(f"execute_book: {len(order)} of {len(chapters)} chapters to execute, {jobs} at a "
-          f"time, {threads} torch thread(s) each", flush=True)
+          f"time, {threads} torch thread{'s' if threads > 1 else ''} each", flush=True)
     failed: list[str] = []
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -148,7 +149,8 @@ def execute(root: Path = ROOT, jobs: int = 1) -> int:
                     continue
                 cache.cache_notebook_bundle(
                     CacheBundleIn(nbformat.reads(nb_json, as_version=4), uri,
-                                  data={"execution_seconds": seconds}),
+                                  data={"execution_seconds": seconds, "jobs": jobs,
+                                        "threads": threads}),
                     check_validity=False, overwrite=True)
                 print(f"execute_book: {name} {seconds:.0f} s", flush=True)
     build.mkdir(parents=True, exist_ok=True)
