@@ -84,18 +84,43 @@ def default_jobs() -> int:
     return 1 if torch.cuda.is_available() else min(2, _cores())
 
 
-def _execute(source: str, nb_json: str, timeout: int, allow_errors: bool, threads: int
-             ) -> tuple[str, str, float, str | None]:
-    """Run one notebook in a fresh kernel (in a worker process); its outputs as JSON."""
-    from jupyter_cache.executors.utils import single_nb_execution
+def _execute(source: str, nb_json: str, timeout: int, allow_errors: bool, threads: int,
+             lock_path: str) -> tuple[str, str, float, str | None]:
+    """Run one notebook in a fresh kernel (in a worker process); its outputs as JSON.
+
+    The kernel is started while holding the file lock ``lock_path``: two
+    kernels started at the same moment can pick the same free TCP port (the
+    second then dies before replying), so workers start theirs one at a time.
+    """
+    import fcntl
+    import traceback
+
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     for var in THREAD_VARS:
         os.environ[var] = str(threads)
     nb = nbformat.reads(nb_json, as_version=4)
-    result = single_nb_execution(nb, cwd=str(Path(source).parent), timeout=timeout,
-                                 allow_errors=allow_errors, meta_override=True)
-    error = None if result.err is None else (result.exc_string or repr(result.err))
-    return source, nbformat.writes(nb), float(result.time), error
+    meta = nb.metadata.get("execution", {})  # as jupyter-cache: the notebook may override
+    client = NotebookClient(nb, timeout=meta.get("timeout", timeout),
+                            allow_errors=meta.get("allow_errors", allow_errors),
+                            resources={"metadata": {"path": str(Path(source).parent)}},
+                            record_timing=False)  # cell metadata is part of the cache's hash
+    start = time.perf_counter()
+    error = None
+    try:
+        with open(lock_path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            client.km = client.create_kernel_manager()
+            client.start_new_kernel()
+            client.start_new_kernel_client()   # waits until the kernel answers
+        client.execute()
+    except (CellExecutionError, CellTimeoutError):
+        error = traceback.format_exc()
+    except Exception:  # a kernel that did not start: report it, cache nothing
+        error = traceback.format_exc()
+        client._cleanup_kernel()
+    return source, nbformat.writes(nb), time.perf_counter() - start, error
 
 
 def execute(root: Path = ROOT, jobs: int = 1) -> int:
@@ -112,6 +137,7 @@ def execute(root: Path = ROOT, jobs: int = 1) -> int:
     new = code_identity.fingerprint()
     code_identity.prepare_cache(build, cfg["cache"], new)
     cache = get_cache(str(cfg["cache"]))
+    lock = Path(cfg["cache"]) / "kernel-start.lock"
     chapters = recording_chapters([p.with_suffix(".md") for p in notebooks(root)])
     last = {}
     for rec in sorted(cache.list_cache_records(), key=lambda r: r.created):
@@ -137,7 +163,7 @@ def execute(root: Path = ROOT, jobs: int = 1) -> int:
             while order and len(pending) < jobs:
                 uri = str(order.pop(0))
                 pending.add(pool.submit(_execute, uri, todo[uri], cfg["timeout"],
-                                        cfg["allow_errors"], threads))
+                                        cfg["allow_errors"], threads, str(lock)))
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 uri, nb_json, seconds, error = fut.result()
