@@ -69,10 +69,13 @@ def test_a_failing_chapter_fails_the_run_and_is_not_cached(tmp_path, capsys):
     from jupyter_cache import get_cache
 
     root = _project(tmp_path, {"ok": _chapter("OK", RECORDS),
-                               "bad": _chapter("Bad", "record = print\nrecord(1)\n1 / 0")})
-    assert eb.execute(root, jobs=1) == 1
+                               "bad": _chapter("Bad", "record = print\nrecord(1)\n1 / 0"),
+                               "dies": _chapter("Dies", "import os\nrecord = print\n"
+                                                        "record(1)\nos._exit(1)")})
+    assert eb.execute(root, jobs=2) == 1
     out = capsys.readouterr().out
     assert "book/bad.md FAILED" in out and "ZeroDivisionError" in out
+    assert "book/dies.md FAILED" in out and "DeadKernelError" in out
     cache = get_cache(str(root / "_build/.jupyter_cache"))
     assert len(cache.list_cache_records()) == 1
     with pytest.raises(KeyError):

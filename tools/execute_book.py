@@ -96,7 +96,6 @@ def _execute(source: str, nb_json: str, timeout: int, allow_errors: bool, thread
     import traceback
 
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     for var in THREAD_VARS:
         os.environ[var] = str(threads)
@@ -115,11 +114,10 @@ def _execute(source: str, nb_json: str, timeout: int, allow_errors: bool, thread
             client.start_new_kernel()
             client.start_new_kernel_client()   # waits until the kernel answers
         client.execute()
-    except (CellExecutionError, CellTimeoutError):
+    except Exception:  # a failing cell, a timeout, a kernel that died or never started
         error = traceback.format_exc()
-    except Exception:  # a kernel that did not start: report it, cache nothing
-        error = traceback.format_exc()
-        client._cleanup_kernel()
+        if client.km is not None:  # nbclient has not shut this kernel down itself
+            client._cleanup_kernel()
     return source, nbformat.writes(nb), time.perf_counter() - start, error
 
 
